@@ -1,0 +1,4 @@
+"""The IT-NAS core: the Indicator Token block and the mixed edge it ranks."""
+
+from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock
+from itnas_tf.engine.mixed_layer import MixedLayer, collecting_importance, mixed_layers

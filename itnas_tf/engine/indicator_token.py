@@ -1,0 +1,187 @@
+"""`IndicatorTokenBlock`: one single-head transformer encoder layer over candidate-op tokens."""
+
+import math
+
+import keras
+from keras import ops
+
+from itnas_tf.ops.base import register
+
+MIX_MODES = ("weighted", "transformer")
+
+
+@register
+class IndicatorTokenBlock(keras.layers.Layer):
+    """Reads `n` candidate outputs as tokens beside a learned Indicator Token (IT).
+
+    A token is a whole `(h, w, c)` map (`d = h*w*c`). Q, K and V are "lite": one `c x c` projection
+    applied at every pixel. The IT `(c,)` and one positional vector per token are broadcast over
+    `h, w`. The layer returns the IT's attention row over the candidates, `a = A[:, 0, 1:]`, and, with
+    `encode=True`, the encoder's output for the IT token, `y = LN(z + FFN(z))`,
+    `z = LN(T_0 + sum_j A[0, j] V_j)`.
+
+    Only the IT row of `A` is ever used, and the IT's query `q_0 = (IT + p_0) W_q` is the same at
+    every pixel and for every sample. Hence `q_0 . k_j = sum_{h,w} T_j . (W_k q_0)`: the row costs one
+    spatial sum per token and a `c`-vector product, never a `d x d` or `(n+1) x (n+1) x d` product.
+    `attention_matrix` computes the whole matrix the textbook way (for analysis and tests).
+
+    The IT row can be accumulated over many batches (mean over samples) for selection:
+    `start_collecting()`, run the validation data, `mean_importance()`. Collection is a variable
+    flag, so it switches on and off inside already compiled `predict`/`evaluate` functions.
+
+    Args:
+        num_candidates: `n`, the number of candidate tokens.
+        encode: whether to build V, the LayerNorms and the FFN and return the encoder output
+            (`MixedLayer(mix="transformer")`); with `encode=False` they would get no gradient.
+        ffn_ratio: the FFN's hidden width as a multiple of `c`.
+    """
+
+    def __init__(self, num_candidates, encode=False, ffn_ratio=2, **kwargs):
+        super().__init__(**kwargs)
+        if num_candidates < 1:
+            raise ValueError(f"IndicatorTokenBlock needs at least one candidate, got {num_candidates}.")
+        self.num_candidates = int(num_candidates)
+        self.encode = bool(encode)
+        self.ffn_ratio = ffn_ratio
+
+    def build(self, token_shape):
+        """`token_shape` is one candidate output's shape, `(batch, h, w, c)`."""
+        if len(token_shape) != 4 or None in token_shape[1:]:
+            raise ValueError(
+                f"IndicatorTokenBlock needs candidate outputs of static shape (batch, h, w, c), got "
+                f"{tuple(token_shape)}."
+            )
+        _, h, w, c = token_shape
+        self.token_size = h * w * c
+        n = self.num_candidates
+        token_init = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.indicator = self.add_weight(shape=(c,), initializer=token_init, name="indicator_token")
+        self.position = self.add_weight(shape=(n + 1, c), initializer=token_init, name="position")
+        self.query = self.add_weight(shape=(c, c), initializer="glorot_uniform", name="query")
+        self.key = self.add_weight(shape=(c, c), initializer="glorot_uniform", name="key")
+        if self.encode:
+            hidden = int(self.ffn_ratio * c)
+            self.value = self.add_weight(shape=(c, c), initializer="glorot_uniform", name="value")
+            self.norm_1 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm_1")
+            self.ffn_1 = keras.layers.Dense(hidden, activation="relu", name="ffn_1")
+            self.ffn_2 = keras.layers.Dense(c, name="ffn_2")
+            self.norm_2 = keras.layers.LayerNormalization(epsilon=1e-5, name="norm_2")
+            for layer, shape in (
+                (self.norm_1, token_shape),
+                (self.ffn_1, token_shape),
+                (self.ffn_2, (*token_shape[:3], hidden)),
+                (self.norm_2, token_shape),
+            ):
+                layer.build(shape)
+        # Selection state: per-replica sums, summed across replicas when read.
+        self.importance_sum = keras.Variable(
+            ops.zeros((n,)), trainable=False, aggregation="sum", synchronization="on_read",
+            name="importance_sum",
+        )
+        self.importance_count = keras.Variable(
+            0.0, trainable=False, aggregation="sum", synchronization="on_read",
+            name="importance_count",
+        )
+        self.collecting = keras.Variable(0.0, trainable=False, name="collecting")
+
+    # -- attention -------------------------------------------------------------------------------
+
+    def _scores(self, tokens, candidate_mask):
+        """Scaled scores `q_0 . k_j / sqrt(d)` of the IT row, `(batch, n + 1)`, in float32."""
+        hw = float(tokens[0].shape[1] * tokens[0].shape[2])
+        q0 = ops.matmul(self.indicator + self.position[0], self.query)  # (c,)
+        probe = ops.matmul(self.key, q0)  # (c,): k_j . q_0 == (sum_hw T_j) . probe
+        pooled = ops.stack(
+            [ops.sum(ops.cast(t, "float32"), axis=(1, 2)) for t in tokens], axis=1
+        )  # (b, n, c)
+        pooled = pooled + hw * ops.cast(self.position[1:], "float32")
+        it_pooled = hw * ops.cast(self.indicator + self.position[0], "float32")
+        scores = ops.concatenate(
+            [
+                ops.broadcast_to(ops.sum(it_pooled * probe), (ops.shape(pooled)[0], 1)),
+                ops.einsum("bnc,c->bn", pooled, ops.cast(probe, "float32")),
+            ],
+            axis=1,
+        )
+        scores = scores / math.sqrt(self.token_size)
+        return self._mask(scores, candidate_mask)
+
+    def _mask(self, scores, candidate_mask):
+        if candidate_mask is None:
+            return scores
+        mask = ops.cast(candidate_mask, "bool")
+        if len(mask.shape) == 1:
+            mask = mask[None, :]
+        mask = ops.concatenate([ops.ones_like(mask[:, :1]), mask], axis=1)
+        return ops.where(mask, scores, float("-inf"))
+
+    def attention_matrix(self, tokens, candidate_mask=None):
+        """The full `(batch, n+1, n+1)` attention matrix, computed without any shortcut."""
+        stacked = ops.stack([ops.cast(t, "float32") for t in tokens], axis=1)  # (b, n, h, w, c)
+        it = ops.broadcast_to(self.indicator, ops.shape(stacked[:, :1]))
+        t = ops.concatenate([it, stacked], axis=1) + self.position[None, :, None, None, :]
+        q = ops.einsum("bnhwc,cd->bnhwd", t, self.query)
+        k = ops.einsum("bnhwc,cd->bnhwd", t, self.key)
+        scores = ops.einsum("bihwc,bjhwc->bij", q, k) / math.sqrt(self.token_size)
+        if candidate_mask is not None:
+            mask = ops.cast(candidate_mask, "bool")
+            mask = mask[None, :] if len(mask.shape) == 1 else mask
+            mask = ops.concatenate([ops.ones_like(mask[:, :1]), mask], axis=1)[:, None, :]
+            scores = ops.where(mask, scores, float("-inf"))
+        return ops.softmax(scores, axis=-1)
+
+    # -- forward ---------------------------------------------------------------------------------
+
+    def call(self, tokens, candidate_mask=None):
+        """Returns `(a, y)`: the IT row over the candidates `(batch, n)` and the encoder output
+        `(batch, h, w, c)` (`None` unless `encode`)."""
+        if len(tokens) != self.num_candidates:
+            raise ValueError(f"Expected {self.num_candidates} candidate outputs, got {len(tokens)}.")
+        row = ops.softmax(self._scores(tokens, candidate_mask), axis=-1)  # (b, n + 1)
+        importance = row[:, 1:]
+        self._collect(importance)
+        if not self.encode:
+            return importance, None
+        dtype = tokens[0].dtype
+        row = ops.cast(row, dtype)
+        it_token = ops.cast(self.indicator + self.position[0], dtype)
+        mixed = row[:, 0, None, None, None] * it_token
+        for j, t in enumerate(tokens):
+            mixed = mixed + row[:, j + 1, None, None, None] * (t + ops.cast(self.position[j + 1], dtype))
+        z = self.norm_1(it_token + ops.matmul(mixed, ops.cast(self.value, dtype)))
+        return importance, self.norm_2(z + self.ffn_2(self.ffn_1(z)))
+
+    def _collect(self, importance):
+        flag = ops.cast(self.collecting, "float32")
+        self.importance_sum.assign_add(flag * ops.sum(importance, axis=0))
+        batch = ops.cast(ops.shape(importance)[0], "float32")
+        self.importance_count.assign_add(flag * batch)
+
+    # -- selection state -------------------------------------------------------------------------
+
+    def start_collecting(self, reset=True):
+        if reset:
+            self.importance_sum.assign(ops.zeros_like(self.importance_sum))
+            self.importance_count.assign(0.0)
+        self.collecting.assign(1.0)
+
+    def stop_collecting(self):
+        self.collecting.assign(0.0)
+
+    def mean_importance(self):
+        """Mean IT attention per candidate over all collected samples, as a numpy array."""
+        count = float(ops.convert_to_numpy(self.importance_count.value))
+        if count == 0:
+            raise RuntimeError(
+                f"{self.name}: no importance was collected; call start_collecting() and run data "
+                "through the model first."
+            )
+        return ops.convert_to_numpy(self.importance_sum.value) / count
+
+    def get_config(self):
+        config = {
+            "num_candidates": self.num_candidates,
+            "encode": self.encode,
+            "ffn_ratio": self.ffn_ratio,
+        }
+        return {**super().get_config(), **config}

@@ -1,0 +1,124 @@
+"""`MixedLayer`: one searchable edge (cell spaces) or layer (chain spaces)."""
+
+import contextlib
+
+import keras
+from keras import ops
+
+from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock
+from itnas_tf.ops.base import register
+from itnas_tf.ops.registry import make_op
+
+
+@register
+class MixedLayer(keras.layers.Layer):
+    """Runs every candidate op on the input and lets an `IndicatorTokenBlock` rank them.
+
+    Args:
+        candidates: the candidate layers; each must map the input to the same shape.
+        names: one op name per candidate (used in importance tables and genotypes); defaults to
+            the layers' names.
+        mix: what the edge returns. `"weighted"`: the candidates' outputs weighted by the IT's
+            attention renormalised over the candidates (closest to the final network).
+            `"transformer"`: the encoder's output for the IT token.
+        ffn_ratio: FFN width multiple of the encoder (`"transformer"` mix only).
+
+    Call with `candidate_mask` (`(n,)` or `(batch, n)`, true where active) to let the IT attend
+    only over a sampled subset: masked candidates get exactly zero attention and weight.
+    """
+
+    def __init__(self, candidates, names=None, mix="weighted", ffn_ratio=2, **kwargs):
+        super().__init__(**kwargs)
+        if mix not in MIX_MODES:
+            raise ValueError(f"mix must be one of {MIX_MODES}, got {mix!r}.")
+        if not candidates:
+            raise ValueError("MixedLayer needs at least one candidate.")
+        self.candidates = list(candidates)
+        self.names = list(names) if names is not None else [c.name for c in self.candidates]
+        if len(self.names) != len(self.candidates):
+            raise ValueError(f"Got {len(self.names)} names for {len(self.candidates)} candidates.")
+        self.mix = mix
+        self.ffn_ratio = ffn_ratio
+        self.block = IndicatorTokenBlock(
+            len(self.candidates), encode=mix == "transformer", ffn_ratio=ffn_ratio, name="it_block"
+        )
+
+    @classmethod
+    def from_ops(cls, op_names, channels, stride=1, affine=True, se=False, **kwargs):
+        """A MixedLayer over named ops of `OPS` (`make_op` raises on an unknown name)."""
+        ops_ = [make_op(n, channels, stride, affine=affine, se=se) for n in op_names]
+        return cls(ops_, names=op_names, **kwargs)
+
+    def build(self, input_shape):
+        shapes = []
+        for candidate in self.candidates:
+            if not candidate.built:
+                candidate.build(input_shape)
+            spec = candidate.compute_output_spec(keras.KerasTensor(tuple(input_shape)))
+            shapes.append(tuple(spec.shape))
+        if len(set(s[1:] for s in shapes)) > 1:
+            listing = ", ".join(f"{n} -> {s}" for n, s in zip(self.names, shapes))
+            raise ValueError(
+                f"MixedLayer '{self.name}': the candidates map input {tuple(input_shape)} to different "
+                f"shapes ({listing}). Every candidate must produce the same shape: give them the same "
+                "stride and output width."
+            )
+        if not self.block.built:
+            self.block.build(shapes[0])
+
+    def call(self, x, candidate_mask=None):
+        outputs = [candidate(x) for candidate in self.candidates]
+        importance, encoded = self.block(outputs, candidate_mask=candidate_mask)
+        if self.mix == "transformer":
+            return encoded
+        weights = importance / ops.sum(importance, axis=-1, keepdims=True)
+        weights = ops.cast(weights, outputs[0].dtype)
+        result = weights[:, 0, None, None, None] * outputs[0]
+        for i in range(1, len(outputs)):
+            result = result + weights[:, i, None, None, None] * outputs[i]
+        return result
+
+    def importance(self):
+        """`{op name: mean IT attention}` over the samples collected so far."""
+        return dict(zip(self.names, self.block.mean_importance().tolist()))
+
+    def get_config(self):
+        config = {
+            "candidates": [keras.saving.serialize_keras_object(c) for c in self.candidates],
+            "names": self.names,
+            "mix": self.mix,
+            "ffn_ratio": self.ffn_ratio,
+        }
+        return {**super().get_config(), **config}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["candidates"] = [keras.saving.deserialize_keras_object(c) for c in config["candidates"]]
+        return cls(**config)
+
+
+def mixed_layers(model):
+    """Every `MixedLayer` inside `model`, in the order Keras tracks them."""
+    return [layer for layer in model._flatten_layers() if isinstance(layer, MixedLayer)]
+
+
+@contextlib.contextmanager
+def collecting_importance(model):
+    """Accumulates the IT rows of every `MixedLayer` of `model` while the block runs.
+
+    Example:
+        with collecting_importance(supernet):
+            supernet.predict(valid_ds)
+        table = {layer.name: layer.importance() for layer in mixed_layers(supernet)}
+    """
+    layers = mixed_layers(model)
+    if not layers:
+        raise ValueError(f"Model '{model.name}' has no MixedLayer to collect importance from.")
+    for layer in layers:
+        layer.block.start_collecting()
+    try:
+        yield layers
+    finally:
+        for layer in layers:
+            layer.block.stop_collecting()

@@ -1,0 +1,177 @@
+"""Parameter-free ops and the building blocks shared by the DARTS and NB201 spaces."""
+
+import keras
+from keras import ops
+
+from itnas_tf.ops.base import Op, batch_norm, register, same_padding
+
+
+def _check_stride(stride):
+    if stride not in (1, 2):
+        raise ValueError(f"stride must be 1 or 2, got {stride!r}.")
+    return stride
+
+
+@register
+class Identity(Op):
+    """`skip_connect` at stride 1."""
+
+    def call(self, x):
+        return x
+
+
+@register
+class Zero(Op):
+    """`none` (DARTS, NB201) and `zero` (chain spaces): zeros of the output shape.
+
+    Like DARTS, the output is `x * 0` so its shape follows the input at any batch size; with
+    `channels` set, the channel count changes to it.
+    """
+
+    def __init__(self, stride=1, channels=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = _check_stride(stride)
+        self.channels = channels
+
+    def call(self, x):
+        if self.stride > 1:
+            x = x[:, :: self.stride, :: self.stride, :]
+        if self.channels is None:
+            return x * 0.0
+        return x[..., :1] * ops.zeros((1, 1, 1, self.channels), dtype=x.dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "stride": self.stride, "channels": self.channels}
+
+
+@register
+class Noise(Op):
+    """RobustDARTS S4's `noise`: fresh N(0, 1) of the output shape; ignores its input's values."""
+
+    def __init__(self, stride=1, channels=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        self.stride = _check_stride(stride)
+        self.channels = channels
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.built = True  # no weights; the symbolic shape walk of `Op.build` cannot sample
+
+    def compute_output_shape(self, input_shape):
+        b, h, w, c = input_shape
+        out = [None if d is None else -(-d // self.stride) for d in (h, w)]
+        return (b, *out, self.channels or c)
+
+    def call(self, x):
+        x = x[:, :: self.stride, :: self.stride, :]
+        shape = ops.shape(x)
+        if self.channels is not None:
+            shape = (*shape[:3], self.channels)
+        return keras.random.normal(shape, seed=self.seed_generator, dtype=x.dtype)
+
+    def get_config(self):
+        config = {"stride": self.stride, "channels": self.channels, "seed": self.seed}
+        return {**super().get_config(), **config}
+
+
+@register
+class Pool(Op):
+    """3x3 max or average pooling with PyTorch's `padding=1`; average excludes the padding.
+
+    At stride 1 TensorFlow's 'same' pooling is exactly that. At stride 2 the input is padded
+    symmetrically (with -inf for max) and the average is divided by the count of real pixels.
+    """
+
+    def __init__(self, kind, stride=1, pool_size=3, **kwargs):
+        super().__init__(**kwargs)
+        if kind not in ("max", "avg"):
+            raise ValueError(f"Pool kind must be 'max' or 'avg', got {kind!r}.")
+        self.kind = kind
+        self.stride = _check_stride(stride)
+        self.pool_size = pool_size
+
+    def _pool(self, x, padding):
+        fn = ops.max_pool if self.kind == "max" else ops.average_pool
+        return fn(x, self.pool_size, self.stride, padding=padding)
+
+    def call(self, x):
+        if self.stride == 1:
+            return self._pool(x, "same")
+        p = self.pool_size // 2
+        pads = [[0, 0], [p, p], [p, p], [0, 0]]
+        if self.kind == "max":
+            return self._pool(ops.pad(x, pads, constant_values=float("-inf")), "valid")
+        total = self._pool(ops.pad(x, pads), "valid")
+        ones = ops.ones_like(x[:1, :, :, :1])
+        coverage = self._pool(ops.pad(ones, pads), "valid")
+        return total / coverage
+
+    def get_config(self):
+        config = {"kind": self.kind, "stride": self.stride, "pool_size": self.pool_size}
+        return {**super().get_config(), **config}
+
+
+@register
+class ReLUConvBN(Op):
+    """ReLU, kxk convolution, BatchNorm: DARTS preprocessing and NB201's `nor_conv_{1x1,3x3}`."""
+
+    def __init__(self, channels, kernel_size=1, stride=1, affine=True, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.stride = _check_stride(stride)
+        self.affine = affine
+        self.pad, padding = same_padding(kernel_size, stride)
+        self.conv = keras.layers.Conv2D(
+            channels, kernel_size, stride, padding=padding, use_bias=False, name="conv"
+        )
+        self.bn = batch_norm(affine, name="bn")
+
+    def call(self, x, training=None):
+        x = ops.relu(x)
+        if self.pad is not None:
+            x = self.pad(x)
+        return self.bn(self.conv(x), training=training)
+
+    def get_config(self):
+        config = {
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "stride": self.stride,
+            "affine": self.affine,
+        }
+        return {**super().get_config(), **config}
+
+
+@register
+class FactorizedReduce(Op):
+    """DARTS `skip_connect` at stride 2: two stride-2 1x1 convs, the second shifted by one pixel."""
+
+    def __init__(self, channels, affine=True, **kwargs):
+        super().__init__(**kwargs)
+        if channels % 2:
+            raise ValueError(f"FactorizedReduce needs an even channel count, got {channels}.")
+        self.channels = channels
+        self.affine = affine
+        half = channels // 2
+        self.conv_1 = keras.layers.Conv2D(half, 1, 2, use_bias=False, name="conv_1")
+        self.conv_2 = keras.layers.Conv2D(half, 1, 2, use_bias=False, name="conv_2")
+        self.bn = batch_norm(affine, name="bn")
+
+    def build(self, input_shape):
+        h, w = input_shape[1], input_shape[2]
+        if (h is not None and h % 2) or (w is not None and w % 2):
+            raise ValueError(
+                f"FactorizedReduce needs an even height and width, got {h}x{w}: "
+                "use an input size that stays even down to the last reduction."
+            )
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        x = ops.relu(x)
+        y = ops.concatenate([self.conv_1(x), self.conv_2(x[:, 1:, 1:, :])], axis=-1)
+        return self.bn(y, training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "channels": self.channels, "affine": self.affine}

@@ -1,0 +1,92 @@
+"""MBConv candidates of the ProxylessNAS space, with optional squeeze-and-excitation."""
+
+import keras
+from keras import ops
+
+from itnas_tf.ops.base import Op, batch_norm, register, same_padding
+
+
+def make_divisible(value, divisor=8):
+    """Rounds a width to a multiple of `divisor` (the MobileNet rule, as in OFA's SE module)."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+@register
+class SqueezeExcite(Op):
+    """SE as in once-for-all's MBConv: pool, 1x1 to `make_divisible(c/4)`, ReLU, 1x1, hard sigmoid."""
+
+    def __init__(self, reduction=4, **kwargs):
+        super().__init__(**kwargs)
+        self.reduction = reduction
+        self.squeeze = None
+        self.excite = None
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        mid = make_divisible(channels // self.reduction)
+        self.squeeze = keras.layers.Conv2D(mid, 1, name="squeeze")
+        self.excite = keras.layers.Conv2D(channels, 1, name="excite")
+        super().build(input_shape)
+
+    def call(self, x):
+        s = ops.mean(x, axis=(1, 2), keepdims=True)
+        s = self.excite(ops.relu(self.squeeze(s)))
+        return x * (ops.relu6(s + 3.0) / 6.0)
+
+    def get_config(self):
+        return {**super().get_config(), "reduction": self.reduction}
+
+
+@register
+class MBConv(Op):
+    """Inverted bottleneck: 1x1 expand (none when e=1), BN, ReLU6; kxk depthwise, BN, ReLU6;
+    [SE]; 1x1 project, BN.
+
+    The identity shortcut belongs to the block around the op (a chain layer adds it when stride is 1
+    and widths match), so that `zero` in the same layer leaves exactly the shortcut.
+    """
+
+    def __init__(self, channels, kernel_size, expand_ratio, stride=1, se=False, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.expand_ratio = expand_ratio
+        self.stride = stride
+        self.se = se
+        self.pad, self._dw_padding = same_padding(kernel_size, stride)
+        self.expand = self.expand_bn = self.depthwise = self.depthwise_bn = None
+        self.squeeze_excite = SqueezeExcite(name="se") if se else None
+        self.project = keras.layers.Conv2D(channels, 1, use_bias=False, name="project")
+        self.project_bn = batch_norm(name="project_bn")
+
+    def build(self, input_shape):
+        mid = round(input_shape[-1] * self.expand_ratio)
+        if self.expand_ratio != 1:
+            self.expand = keras.layers.Conv2D(mid, 1, use_bias=False, name="expand")
+            self.expand_bn = batch_norm(name="expand_bn")
+        self.depthwise = keras.layers.DepthwiseConv2D(
+            self.kernel_size, self.stride, padding=self._dw_padding, use_bias=False, name="depthwise"
+        )
+        self.depthwise_bn = batch_norm(name="depthwise_bn")
+        super().build(input_shape)
+
+    def call(self, x, training=None):
+        if self.expand is not None:
+            x = ops.relu6(self.expand_bn(self.expand(x), training=training))
+        if self.pad is not None:
+            x = self.pad(x)
+        x = ops.relu6(self.depthwise_bn(self.depthwise(x), training=training))
+        if self.squeeze_excite is not None:
+            x = self.squeeze_excite(x)
+        return self.project_bn(self.project(x), training=training)
+
+    def get_config(self):
+        config = {
+            "channels": self.channels,
+            "kernel_size": self.kernel_size,
+            "expand_ratio": self.expand_ratio,
+            "stride": self.stride,
+            "se": self.se,
+        }
+        return {**super().get_config(), **config}

@@ -1,0 +1,61 @@
+import keras
+import numpy as np
+import pytest
+
+from itnas_tf.engine import MixedLayer, collecting_importance, mixed_layers
+from itnas_tf.ops import PRIMITIVES, make_op
+
+RNG = np.random.default_rng(2)
+
+
+def _model(mix, stride=1):
+    inp = keras.Input((8, 8, 4))
+    x = MixedLayer.from_ops(PRIMITIVES, 4, stride, affine=False, mix=mix, name="edge_0")(inp)
+    x = MixedLayer.from_ops(["skip_connect", "nor_conv_3x3"], 4, mix=mix, name="edge_1")(x)
+    out = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out)
+
+
+@pytest.mark.parametrize("mix", ["weighted", "transformer"])
+def test_mixed_layer_model_saves_and_loads_with_identical_outputs(mix, tmp_path):
+    model = _model(mix, stride=2)
+    x = RNG.standard_normal((5, 8, 8, 4)).astype("float32")
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, np.arange(5) % 3, epochs=1, verbose=0)  # move BN statistics off their defaults
+    y = model.predict(x, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), y)
+    assert [l.names for l in mixed_layers(loaded)] == [list(PRIMITIVES), ["skip_connect", "nor_conv_3x3"]]
+
+
+def test_importance_table_covers_every_edge_and_candidate():
+    model = _model("weighted")
+    x = RNG.standard_normal((6, 8, 8, 4)).astype("float32")
+    model.predict(x, verbose=0)
+    with collecting_importance(model) as layers:
+        model.predict(x, batch_size=4, verbose=0)
+    table = {layer.name: layer.importance() for layer in layers}
+    assert list(table) == ["edge_0", "edge_1"]
+    assert list(table["edge_0"]) == list(PRIMITIVES)
+    assert sum(table["edge_1"].values()) < 1  # the IT keeps part of its attention on itself
+
+
+def test_candidates_of_mismatched_shapes_are_refused_with_their_names():
+    layer = MixedLayer([make_op("sep_conv_3x3", 8), make_op("max_pool_3x3", 8)], names=["sep", "pool"])
+    with pytest.raises(ValueError, match=r"different shapes.*sep -> \(None, 8, 8, 8\).*pool -> \(None, 8, 8, 4\)"):
+        layer.build((None, 8, 8, 4))
+
+
+def test_bad_mix_and_unknown_op_are_refused():
+    with pytest.raises(ValueError, match="mix must be one of"):
+        MixedLayer.from_ops(["skip_connect"], 4, mix="softmax")
+    with pytest.raises(ValueError, match="Unknown operation 'conv_9x9'"):
+        MixedLayer.from_ops(["skip_connect", "conv_9x9"], 4)
+
+
+def test_collecting_needs_a_mixed_layer():
+    inp = keras.Input((4,))
+    with pytest.raises(ValueError, match="no MixedLayer"):
+        with collecting_importance(keras.Model(inp, keras.layers.Dense(2)(inp))):
+            pass
