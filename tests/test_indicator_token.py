@@ -22,8 +22,9 @@ def block(request):
     b = IndicatorTokenBlock(N, encode=request.param)
     b.build(SHAPE)
     # Larger than the 0.02 initialisation so that the attention is far from uniform.
-    b.indicator.assign(RNG.standard_normal(b.indicator.shape).astype("float32"))
-    b.position.assign(RNG.standard_normal(b.position.shape).astype("float32"))
+    rng = np.random.default_rng(7)
+    b.indicator.assign(0.5 * rng.standard_normal(b.indicator.shape).astype("float32"))
+    b.position.assign(0.5 * rng.standard_normal(b.position.shape).astype("float32"))
     return b
 
 
@@ -39,7 +40,8 @@ def test_fast_indicator_row_equals_row_zero_of_the_full_matrix(block):
     full = _np(block.attention_matrix(tokens))
     assert importance.shape == (SHAPE[0], N)
     np.testing.assert_allclose(_np(importance), full[:, 0, 1:], rtol=1e-5, atol=1e-7)
-    assert np.ptp(full[:, 0, 1:]) > 1e-3  # not trivially uniform
+    ops_row = full[:, 0, 1:] / full[:, 0, 1:].sum(-1, keepdims=True)
+    assert np.ptp(ops_row) > 1e-2  # not trivially uniform over the candidates
 
 
 @pytest.mark.parametrize("mask", [[True, False, True, False], [[1, 0, 0, 1], [0, 1, 1, 1], [1, 1, 1, 1]]])
