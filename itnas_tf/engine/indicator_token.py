@@ -106,13 +106,17 @@ class IndicatorTokenBlock(keras.layers.Layer):
         scores = scores / math.sqrt(self.token_size)
         return self._mask(scores, candidate_mask)
 
-    def _mask(self, scores, candidate_mask):
+    @staticmethod
+    def _mask(scores, candidate_mask):
+        """Sets the scores of masked-out candidate columns to -inf; the IT's column stays."""
         if candidate_mask is None:
             return scores
         mask = ops.cast(candidate_mask, "bool")
         if len(mask.shape) == 1:
             mask = mask[None, :]
         mask = ops.concatenate([ops.ones_like(mask[:, :1]), mask], axis=1)
+        if len(scores.shape) == 3:
+            mask = mask[:, None, :]
         return ops.where(mask, scores, float("-inf"))
 
     def attention_matrix(self, tokens, candidate_mask=None):
@@ -123,12 +127,7 @@ class IndicatorTokenBlock(keras.layers.Layer):
         q = ops.einsum("bnhwc,cd->bnhwd", t, self.query)
         k = ops.einsum("bnhwc,cd->bnhwd", t, self.key)
         scores = ops.einsum("bihwc,bjhwc->bij", q, k) / math.sqrt(self.token_size)
-        if candidate_mask is not None:
-            mask = ops.cast(candidate_mask, "bool")
-            mask = mask[None, :] if len(mask.shape) == 1 else mask
-            mask = ops.concatenate([ops.ones_like(mask[:, :1]), mask], axis=1)[:, None, :]
-            scores = ops.where(mask, scores, float("-inf"))
-        return ops.softmax(scores, axis=-1)
+        return ops.softmax(self._mask(scores, candidate_mask), axis=-1)
 
     # -- forward ---------------------------------------------------------------------------------
 
