@@ -14,7 +14,7 @@ import keras
 import numpy as np
 from absl import app, flags, logging
 
-from itnas_tf.data import DataError, search_data
+from itnas_tf.data import search_data
 from itnas_tf.engine import MIX_MODES, collecting_importance
 from itnas_tf.results import write_json_atomic, write_text_atomic
 from itnas_tf.spaces import nb201
@@ -77,7 +77,7 @@ def _summary(genotype, table):
 def run(f):
     out = pathlib.Path(f.output_dir)
     if (out / "result.json").exists() and not f.overwrite:
-        raise DataError(
+        raise FileExistsError(
             f"{out} already holds a search result; choose another --output_dir or pass --overwrite."
         )
     space = SPACES[f.space]
@@ -122,7 +122,7 @@ def run(f):
         "dataset": f.dataset,
         "seed": f.seed,
         "strategy": f.strategy,
-        "flags": {name: f[name].value for name in _FLAG_NAMES},
+        "flags": {flag.name: flag.value for flag in f.get_flags_for_module(sys.modules[__name__])},
         "genotype": final["genotype"],
         "importance": final["importance"],
         "supernet_params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
@@ -141,18 +141,12 @@ def run(f):
     return result
 
 
-_FLAG_NAMES = (
-    "space", "dataset", "strategy", "mix", "epochs", "batch_size", "learning_rate", "momentum",
-    "weight_decay", "grad_clip", "init_channels", "layers", "seed", "output_dir",
-)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
     try:
         run(FLAGS)
-    except (DataError, FloatingPointError, ValueError) as e:
+    except (FileExistsError, FloatingPointError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 
