@@ -59,3 +59,14 @@ def test_collecting_needs_a_mixed_layer():
     with pytest.raises(ValueError, match="no MixedLayer"):
         with collecting_importance(keras.Model(inp, keras.layers.Dense(2)(inp))):
             pass
+
+
+def test_alphas_mix_is_the_darts_weighted_sum_without_an_it_block():
+    from itnas_tf.ops import Identity
+
+    layer = MixedLayer([Identity(), Identity()], names=["a", "b"], mix="alphas")
+    x = np.ones((2, 4, 4, 3), "float32")
+    assert layer.block is None
+    np.testing.assert_allclose(layer(x, weights=np.array([0.25, 0.5], "float32")), 0.75 * x)
+    with pytest.raises(ValueError, match="needs `weights`"):
+        layer(x)

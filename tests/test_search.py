@@ -1,16 +1,20 @@
 import json
+import pathlib
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+from itnas_tf.counting import count
 from itnas_tf.data import DataError, load_arrays, search_data, split_indices
-from itnas_tf.genotypes import NB201Genotype
+from itnas_tf.genotypes import NB201Genotype, parse_genotype
+from itnas_tf.networks import NB201Network
 from itnas_tf.ops import NB201_OPS
-from itnas_tf.spaces import nb201
+from itnas_tf.spaces import darts, nb201
 
-TINY = ["--space=nb201", "--epochs=1", "--batch_size=128", "--init_channels=4", "--layers=1"]
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--space=nb201", "--epochs=1", "--batch_size=128", "--init_channels=4", "--layers=1", "--target_layers=1"]
 
 
 def _search(*args):
@@ -31,6 +35,9 @@ def test_cli_searches_end_to_end_and_refuses_to_overwrite(tmp_path):
         assert list(row) == list(NB201_OPS) and 0 < sum(row.values()) < 1
     assert len(json.loads((out / "trajectory.json").read_text())) == 1
     assert "genotype: " + str(genotype) in proc.stdout
+    target = result["target"]
+    assert target["network"] == "NB201Network" and target["input_shape"] == [8, 8, 1]
+    assert {k: target[k] for k in ("params", "madds")} == count(NB201Network(genotype, 10, 16, 1), (8, 8, 1))
 
     again = _search(*TINY, "--dataset=digits", f"--output_dir={out}")
     assert again.returncode != 0 and "already holds a search result" in again.stderr
@@ -43,7 +50,9 @@ def test_cli_searches_end_to_end_and_refuses_to_overwrite(tmp_path):
         (["--space=foo"], "space"),
         (["--dataset=imagenet"], "Unknown --dataset 'imagenet'"),
         (["--epochs=0"], "epochs"),
+        (["--learning_rate=-1"], "learning_rate"),
         (["--flagfile=/nonexistent.cfg"], "nonexistent.cfg"),
+        (["--space=darts", "--layers=2"], "at least 3 cells"),
     ],
 )
 def test_cli_bad_input_is_a_clear_error(args, message, tmp_path):
@@ -62,6 +71,33 @@ def test_split_is_disjoint_covering_and_seeded():
     assert not np.array_equal(split_indices(1797, seed=4)[0], train)
 
 
+def test_darts_strategy_on_s1_searches_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    proc = _search(
+        "--space=s1", "--strategy=darts", "--epochs=1", "--batch_size=256", "--init_channels=4", "--layers=3",
+        "--target_channels=4", "--target_layers=3", f"--output_dir={out}",
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((out / "result.json").read_text())
+    genotype = parse_genotype(result["genotype"])
+    for cell in ("normal", "reduce"):
+        allowed = darts.SPACE_OPS["s1"][cell]
+        for name, candidates in zip(darts.edge_names(cell), allowed):
+            row = result["importance"][name]
+            assert tuple(row) == candidates and abs(sum(row.values()) - 1) < 1e-5  # softmaxed alphas
+        for i, (op, j) in enumerate(getattr(genotype, cell)):
+            assert op in allowed[darts.edge_names(cell).index(f"{cell}_{i // 2 + 2}_{j}")]
+    assert result["target"]["network"] == "NetworkCIFAR"
+
+
+def test_too_small_images_are_refused_by_the_cli(tmp_path):
+    small = tmp_path / "small.npz"
+    np.savez(small, x=np.zeros((8, 6, 6, 1), "uint8"), y=np.arange(8) % 2)
+    proc = _search(*TINY, f"--dataset=npz:{small}", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode != 0 and "6x6 images" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "result.json").exists()
+
+
 def test_npz_source_and_too_small_images(tmp_path, shared_data):
     path = shared_data("cifar10/cifar10_train_1000.npz")
     x, y = load_arrays(f"npz:{path}")
@@ -71,7 +107,7 @@ def test_npz_source_and_too_small_images(tmp_path, shared_data):
     small = tmp_path / "small.npz"
     np.savez(small, x=np.zeros((4, 2, 2, 1), "uint8"), y=np.arange(4))
     with pytest.raises(DataError, match="2x2 images"):
-        search_data(f"npz:{small}", 2, seed=0, min_size=nb201.MIN_INPUT_SIZE)
+        search_data(f"npz:{small}", 2, seed=0, divisor=2 ** nb201.reductions(1))
 
 
 def test_nb201_derivation_takes_the_argmax_of_each_edge():
@@ -80,3 +116,43 @@ def test_nb201_derivation_takes_the_argmax_of_each_edge():
         f"e{i}": {op: (0.5 if op == pick else 0.1) for op in NB201_OPS} for i, pick in enumerate(picks)
     }
     assert nb201.derive(table) == NB201Genotype.from_ops(picks)
+
+
+def _table(cell, picks):
+    """A hand-made DARTS table: edge (k, j) -> importances, with `picks[(k, j)] = (op, value)`."""
+    table = {}
+    for name in darts.edge_names(cell):
+        k, j = map(int, name.split("_")[1:])
+        row = {op: 0.01 for op in darts.PRIMITIVES}
+        row["none"] = 0.9  # `none` never counts, however strong
+        if (k, j) in picks:
+            op, value = picks[(k, j)]
+            row[op] = value
+        table[name] = row
+    return table
+
+
+def test_darts_derivation_keeps_the_two_strongest_non_none_edges_per_node():
+    picks = {(2, 1): ("sep_conv_3x3", 0.5), (2, 0): ("dil_conv_5x5", 0.4), (3, 2): ("skip_connect", 0.3),
+             (3, 0): ("max_pool_3x3", 0.6), (4, 3): ("sep_conv_5x5", 0.2), (4, 1): ("avg_pool_3x3", 0.25),
+             (5, 4): ("dil_conv_3x3", 0.7), (5, 2): ("sep_conv_3x3", 0.1), (5, 0): ("skip_connect", 0.05)}
+    table = {**_table("normal", picks), **_table("reduce", picks)}
+    genotype = darts.derive(table)
+    want = [("sep_conv_3x3", 1), ("dil_conv_5x5", 0), ("max_pool_3x3", 0), ("skip_connect", 2),
+            ("avg_pool_3x3", 1), ("sep_conv_5x5", 3), ("dil_conv_3x3", 4), ("sep_conv_3x3", 2)]
+    assert genotype.normal == want and genotype.reduce == want
+    assert list(genotype.normal_concat) == [2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.cfg")))
+def test_every_flagfile_sets_known_flags_to_valid_values(config):
+    from absl import flags
+
+    import itnas_tf.search  # noqa: F401  (defines the flags)
+
+    args = flags.FLAGS.read_flags_from_files([f"--flagfile={ROOT / 'configs' / config}"])
+    assert args, f"{config} sets no flag"
+    for arg in args:
+        name, _, value = arg[2:].partition("=")
+        assert name in flags.FLAGS, f"{config}: unknown flag --{name}"
+        flags.FLAGS[name].parser.parse(value)  # raises on a bad value

@@ -2,3 +2,4 @@
 
 from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock
 from itnas_tf.engine.mixed_layer import MixedLayer, collecting_importance, mixed_layers
+from itnas_tf.engine.supernet import STRATEGIES, Supernet

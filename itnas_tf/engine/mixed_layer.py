@@ -20,7 +20,9 @@ class MixedLayer(keras.layers.Layer):
             the layers' names.
         mix: what the edge returns. `"weighted"`: the candidates' outputs weighted by the IT's
             attention renormalised over the candidates (closest to the final network).
-            `"transformer"`: the encoder's output for the IT token.
+            `"transformer"`: the encoder's output for the IT token. `"alphas"`: the DARTS baseline,
+            the outputs weighted by the `weights` given at call time (softmaxed architecture
+            parameters the supernet owns); no IT block is made.
         ffn_ratio: FFN width multiple of the encoder (`"transformer"` mix only).
 
     Call with `candidate_mask` (`(n,)` or `(batch, n)`, true where active) to let the IT attend
@@ -29,8 +31,8 @@ class MixedLayer(keras.layers.Layer):
 
     def __init__(self, candidates, names=None, mix="weighted", ffn_ratio=2, **kwargs):
         super().__init__(**kwargs)
-        if mix not in MIX_MODES:
-            raise ValueError(f"mix must be one of {MIX_MODES}, got {mix!r}.")
+        if mix not in MIX_MODES + ("alphas",):
+            raise ValueError(f"mix must be one of {MIX_MODES + ('alphas',)}, got {mix!r}.")
         if not candidates:
             raise ValueError("MixedLayer needs at least one candidate.")
         self.candidates = list(candidates)
@@ -39,9 +41,11 @@ class MixedLayer(keras.layers.Layer):
             raise ValueError(f"Got {len(self.names)} names for {len(self.candidates)} candidates.")
         self.mix = mix
         self.ffn_ratio = ffn_ratio
-        self.block = IndicatorTokenBlock(
-            len(self.candidates), encode=mix == "transformer", ffn_ratio=ffn_ratio, name="it_block"
-        )
+        self.block = None
+        if mix != "alphas":
+            self.block = IndicatorTokenBlock(
+                len(self.candidates), encode=mix == "transformer", ffn_ratio=ffn_ratio, name="it_block"
+            )
 
     @classmethod
     def from_ops(cls, op_names, channels, stride=1, affine=True, se=False, **kwargs):
@@ -63,16 +67,22 @@ class MixedLayer(keras.layers.Layer):
                 f"shapes ({listing}). Every candidate must produce the same shape: give them the same "
                 "stride and output width."
             )
-        if not self.block.built:
+        if self.block is not None and not self.block.built:
             self.block.build(shapes[0])
 
-    def call(self, x, candidate_mask=None):
+    def call(self, x, candidate_mask=None, weights=None):
+        """`weights` (`(n,)`, the DARTS strategy's softmaxed alphas) is required with `mix="alphas"`."""
         outputs = [candidate(x) for candidate in self.candidates]
-        importance, encoded = self.block(outputs, candidate_mask=candidate_mask)
-        if self.mix == "transformer":
-            return encoded
-        weights = importance / ops.sum(importance, axis=-1, keepdims=True)
-        weights = ops.cast(weights, outputs[0].dtype)
+        if self.block is None:
+            if weights is None:
+                raise ValueError(f"MixedLayer '{self.name}' (mix='alphas') needs `weights` at call time.")
+            weights = ops.broadcast_to(ops.cast(weights, outputs[0].dtype), (1, len(outputs)))
+        else:
+            importance, encoded = self.block(outputs, candidate_mask=candidate_mask)
+            if self.mix == "transformer":
+                return encoded
+            weights = importance / ops.sum(importance, axis=-1, keepdims=True)
+            weights = ops.cast(weights, outputs[0].dtype)
         result = weights[:, 0, None, None, None] * outputs[0]
         for i in range(1, len(outputs)):
             result = result + weights[:, i, None, None, None] * outputs[i]
@@ -80,6 +90,8 @@ class MixedLayer(keras.layers.Layer):
 
     def importance(self):
         """`{op name: mean IT attention}` over the samples collected so far."""
+        if self.block is None:
+            raise ValueError(f"MixedLayer '{self.name}' has no IT block (mix='alphas').")
         return dict(zip(self.names, self.block.mean_importance().tolist()))
 
     def get_config(self):
@@ -112,9 +124,9 @@ def collecting_importance(model):
             supernet.predict(valid_ds)
         table = {layer.name: layer.importance() for layer in mixed_layers(supernet)}
     """
-    layers = mixed_layers(model)
+    layers = [layer for layer in mixed_layers(model) if layer.block is not None]
     if not layers:
-        raise ValueError(f"Model '{model.name}' has no MixedLayer to collect importance from.")
+        raise ValueError(f"Model '{model.name}' has no MixedLayer with an IT block to collect importance from.")
     for layer in layers:
         layer.block.start_collecting()
     try:

@@ -6,10 +6,9 @@ and a classifier. Each cell edge is a `MixedLayer` over the five NB201 ops (sear
 """
 
 import keras
-import numpy as np
 from keras import ops
 
-from itnas_tf.engine import MixedLayer
+from itnas_tf.engine import MixedLayer, Supernet
 from itnas_tf.genotypes import NB201Genotype
 from itnas_tf.ops import NB201_OPS, ReLUConvBN, batch_norm
 from itnas_tf.ops.base import Op, register
@@ -56,12 +55,12 @@ class SearchCell(keras.layers.Layer):
         for edge in self.edges:
             edge.build(input_shape)
 
-    def call(self, x):
+    def call(self, x, weights=None):
         nodes, e = [x], 0
         for k in range(1, NUM_NODES):
             total = 0
             for j in range(k):
-                total = total + self.edges[e](nodes[j])
+                total = total + self.edges[e](nodes[j], weights=None if weights is None else weights[e])
                 e += 1
             nodes.append(total)
         return nodes[-1]
@@ -71,58 +70,56 @@ class SearchCell(keras.layers.Layer):
 
 
 @register
-class NB201Supernet(keras.Model):
-    """The NB201 search network; `layers` is N, the cells per stage (5 in the benchmark)."""
+class NB201Supernet(Supernet):
+    """The NB201 search network; `layers` is N, the cells per stage (5 in the benchmark).
 
-    def __init__(self, num_classes=10, init_channels=16, layers=5, mix="weighted", **kwargs):
-        super().__init__(**kwargs)
+    Under the DARTS strategy all cells share one `(6, 5)` alpha matrix, as in the NB201 baselines.
+    """
+
+    def __init__(self, num_classes=10, init_channels=16, layers=5, mix="weighted", strategy="it", **kwargs):
+        super().__init__(mix=mix, strategy=strategy, **kwargs)
         self.num_classes = num_classes
         self.init_channels = init_channels
         self.num_layers = layers
-        self.mix = mix
         C = init_channels
+        self.add_alphas("cell", 6, len(NB201_OPS))
         self.stem = keras.layers.Conv2D(C, 3, padding="same", use_bias=False, name="stem")
         self.stem_bn = batch_norm(name="stem_bn")
         self.body = []
         for stage, width in enumerate((C, 2 * C, 4 * C)):
             if stage:
                 self.body.append(ResNetBlock(width, 2, name=f"reduce_{stage}"))
-            self.body += [SearchCell(width, mix, name=f"cell_{stage}_{i}") for i in range(layers)]
+            self.body += [SearchCell(width, self.edge_mix, name=f"cell_{stage}_{i}") for i in range(layers)]
         self.last_bn = batch_norm(name="last_bn")
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
     def call(self, x):
         x = self.stem_bn(self.stem(x))
+        weights = self.edge_weights("cell")
         for layer in self.body:
-            x = layer(x)
+            x = layer(x, weights=weights) if isinstance(layer, SearchCell) else layer(x)
         x = ops.relu(self.last_bn(x))
         return self.classifier(ops.mean(x, axis=(1, 2)))
 
     def search_edges(self):
-        """`{edge name: [MixedLayer of that edge in every cell]}`, in NB201 edge order."""
         cells = [layer for layer in self.body if isinstance(layer, SearchCell)]
-        return {edge.name: [cell.edges[i] for cell in cells] for i, edge in enumerate(cells[0].edges)}
+        return {
+            edge.name: ("cell", i, [cell.edges[i] for cell in cells])
+            for i, edge in enumerate(cells[0].edges)
+        }
 
     def get_config(self):
         config = {
             "num_classes": self.num_classes,
             "init_channels": self.init_channels,
             "layers": self.num_layers,
-            "mix": self.mix,
         }
         return {**super().get_config(), **config}
 
 
-MIN_INPUT_SIZE = 4  # two stride-2 reductions
-
-
-def importance_table(supernet):
-    """`{edge: {op: importance}}`: the collected IT rows, averaged over the cells that share the edge."""
-    table = {}
-    for edge, layers in supernet.search_edges().items():
-        mean = np.mean([layer.block.mean_importance() for layer in layers], axis=0)
-        table[edge] = dict(zip(NB201_OPS, mean.tolist()))
-    return table
+def reductions(layers):
+    """How often the supernet halves the input: the two ResNet blocks."""
+    return 2
 
 
 def derive(table):
@@ -130,3 +127,6 @@ def derive(table):
     if len(table) != 6:
         raise ValueError(f"An NB201 importance table has 6 edges, got {len(table)}.")
     return NB201Genotype.from_ops([max(row, key=row.get) for row in table.values()])
+
+
+parse = NB201Genotype.from_string

@@ -1,0 +1,124 @@
+"""Search data: the training set of a source, split 50/50 into search-train and search-valid.
+
+The split, the shuffling and the augmentation of every epoch are functions of `(seed, epoch)` only,
+so a search resumed at epoch k sees exactly the batches an uninterrupted run sees.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from itnas_tf.data.sources import DataError, load_arrays
+
+AUGMENTATIONS = ("auto", "crop_flip", "crop", "none")
+# `auto` by source: 8x8 digits are too small to crop (search accuracy after 10 quickstart epochs fell
+# from 0.80 to 0.36 with it); digits are not mirror-symmetric.
+AUTO_AUGMENT = {"digits": "none", "svhn_cropped": "crop"}
+
+
+def split_indices(n, seed):
+    """A seeded 50/50 split of `range(n)` into disjoint train and valid index arrays."""
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2:])
+
+
+@dataclasses.dataclass
+class SearchData:
+    """The two halves of a source's training set, as `tf.data` pipelines per epoch.
+
+    `train(epoch)`: search-train, shuffled and augmented (standard CIFAR augmentation: pad by 1/8
+    of the side, random crop, horizontal flip). `arch(epoch)`: search-valid shuffled, for the DARTS
+    strategy's architecture steps. `valid`: search-valid in order, for the selection pass.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    train_idx: np.ndarray
+    valid_idx: np.ndarray
+    batch_size: int
+    seed: int
+    augment: str
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def num_classes(self):
+        return int(self.y.max()) + 1
+
+    @property
+    def image_shape(self):
+        return tuple(self.x.shape[1:])
+
+    @property
+    def train_size(self):
+        return len(self.train_idx)
+
+    @property
+    def valid_size(self):
+        return len(self.valid_idx)
+
+    def _normalize(self, x):
+        return (tf.cast(x, tf.float32) / 255.0 - self.mean) / self.std
+
+    def _augment(self, x, y, key):
+        if self.augment in ("crop", "crop_flip"):
+            p = max(1, x.shape[0] // 8)
+            padded = tf.pad(x, [[p, p], [p, p], [0, 0]])
+            x = tf.image.stateless_random_crop(padded, tf.shape(x), seed=key)
+        if self.augment == "crop_flip":
+            x = tf.image.stateless_random_flip_left_right(x, seed=key + 1)
+        return self._normalize(x), y
+
+    def _shuffled(self, idx, salt, epoch, augment):
+        base = (self.seed * 1_000_003 + epoch) * 2 + salt
+        ds = tf.data.Dataset.from_tensor_slices((self.x[idx], self.y[idx], np.arange(len(idx))))
+        ds = ds.shuffle(len(idx), seed=base, reshuffle_each_iteration=False)
+        if augment:
+            fn = lambda x, y, i: self._augment(x, y, tf.stack([tf.constant(base, tf.int64), i]))
+        else:
+            fn = lambda x, y, i: (self._normalize(x), y)
+        return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+    def train(self, epoch):
+        ds = self._shuffled(self.train_idx, 0, epoch, self.augment != "none")
+        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    def arch(self, epoch):
+        ds = self._shuffled(self.valid_idx, 1, epoch, augment=False)
+        return ds.batch(self.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
+
+    @property
+    def valid(self):
+        ds = tf.data.Dataset.from_tensor_slices((self.x[self.valid_idx], self.y[self.valid_idx]))
+        ds = ds.map(lambda x, y: (self._normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def search_data(name, batch_size, seed, divisor=1, augment="auto", data_dir=None):
+    """Loads `name` and splits its training set 50/50 by `seed`.
+
+    Args:
+        divisor: image sides must be divisible by it (a supernet that halves the input r times
+            needs `2**r`); anything else is refused with a message.
+        augment: one of `AUGMENTATIONS`; `auto` is `none` for digits, `crop` for SVHN and
+            `crop_flip` otherwise.
+    """
+    if augment not in AUGMENTATIONS:
+        raise DataError(f"augment must be one of {AUGMENTATIONS}, got {augment!r}.")
+    x, y = load_arrays(name, data_dir)
+    h, w = x.shape[1:3]
+    if h % divisor or w % divisor:
+        raise DataError(
+            f"--dataset={name} has {h}x{w} images; the supernet halves them {int(np.log2(divisor))} "
+            f"times and needs sides divisible by {divisor}. Pick fewer --layers or resize the images."
+        )
+    if len(x) < 2:
+        raise DataError(f"--dataset={name} has {len(x)} image(s); the 50/50 split needs at least 2.")
+    if augment == "auto":
+        augment = AUTO_AUGMENT.get(name, "crop_flip")
+    train_idx, valid_idx = split_indices(len(x), seed)
+    xf = x[train_idx].astype("float32") / 255.0
+    mean = xf.mean(axis=(0, 1, 2))
+    std = xf.std(axis=(0, 1, 2)) + 1e-6
+    return SearchData(x, y, train_idx, valid_idx, batch_size, seed, augment, mean, std)

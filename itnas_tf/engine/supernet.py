@@ -1,0 +1,97 @@
+"""`Supernet`: what every cell-space search network shares, whichever strategy ranks its edges."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+STRATEGIES = ("it", "darts")
+
+
+class Supernet(keras.Model):
+    """Base of the search networks: the IT strategy, or the DARTS baseline on the same network.
+
+    A space's supernet builds its edges as `MixedLayer(mix=self.edge_mix)`, declares the DARTS
+    architecture parameters with `add_alphas`, passes `self.edge_weights(group)` rows to its edges,
+    and lists its edges in `search_edges()`. Everything else is here, so both strategies train and
+    select on the same network.
+
+    - `strategy="it"`: mono-level; the edges rank their candidates with their IT blocks.
+    - `strategy="darts"`: one `(edges, ops)` matrix of alphas per group of edges that share them
+      (DARTS: normal and reduce cells; NB201: the one cell). First-order bilevel: each training step
+      first updates the alphas on a search-valid batch with `arch_optimizer`, then the weights on the
+      search-train batch. The alphas are non-trainable variables, so the ordinary optimizer, weight
+      decay and parameter counts leave them alone.
+    """
+
+    def __init__(self, mix="weighted", strategy="it", **kwargs):
+        super().__init__(**kwargs)
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
+        self.mix = mix
+        self.strategy = strategy
+        self.edge_mix = "alphas" if strategy == "darts" else mix
+        self.arch_weights = []
+        self._alpha_index = {}
+        self.arch_optimizer = None
+
+    def add_alphas(self, group, num_edges, num_ops):
+        """DARTS's `1e-3 * randn` architecture parameters of one group (DARTS strategy only)."""
+        if self.strategy != "darts":
+            return
+        self._alpha_index[group] = len(self.arch_weights)
+        self.arch_weights.append(
+            self.add_weight(
+                shape=(num_edges, num_ops),
+                initializer=keras.initializers.RandomNormal(stddev=1e-3),
+                trainable=False,
+                name=f"alphas_{group}",
+            )
+        )
+
+    def edge_weights(self, group):
+        """The softmaxed alphas of `group`, `(edges, ops)`; `None` under the IT strategy."""
+        if self.strategy != "darts":
+            return None
+        return ops.softmax(self.arch_weights[self._alpha_index[group]], axis=-1)
+
+    def search_edges(self):
+        """`{edge name: (group, row, [the MixedLayer of that edge in every cell])}`."""
+        raise NotImplementedError
+
+    def importance_table(self):
+        """`{edge: {op: importance}}`: mean IT rows (averaged over the cells sharing the edge), or
+        the softmaxed alphas under the DARTS strategy.
+
+        Under the IT strategy, call it after a pass over the data inside `collecting_importance`.
+        """
+        table = {}
+        for edge, (group, row, layers) in self.search_edges().items():
+            if self.strategy == "darts":
+                values = keras.ops.convert_to_numpy(self.edge_weights(group)[row])
+            else:
+                values = np.mean([layer.block.mean_importance() for layer in layers], axis=0)
+            table[edge] = dict(zip(layers[0].names, map(float, values)))
+        return table
+
+    def compile(self, arch_optimizer=None, **kwargs):
+        """Keras's `compile`, plus the optimizer of the alphas (DARTS strategy)."""
+        if self.strategy == "darts":
+            self.arch_optimizer = arch_optimizer or keras.optimizers.Adam(3e-4, beta_1=0.5, weight_decay=1e-3)
+        super().compile(**kwargs)
+
+    def train_step(self, data):
+        if self.strategy == "darts":
+            data, (x_valid, y_valid) = data
+            self._arch_step(x_valid, y_valid)
+        return super().train_step(data)
+
+    def _arch_step(self, x, y):
+        arch = [w.value for w in self.arch_weights]
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(arch)
+            loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True), training=True)
+        self.arch_optimizer.apply(tape.gradient(loss, arch), self.arch_weights)
+
+    def get_config(self):
+        return {**super().get_config(), "mix": self.mix, "strategy": self.strategy}

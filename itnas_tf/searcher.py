@@ -1,0 +1,245 @@
+"""`Searcher`: one cell-space search run, epoch by epoch, with a checkpoint after every epoch.
+
+Each epoch trains the supernet (`Supernet.train_step`: mono-level for the IT strategy, first-order
+bilevel for DARTS), runs the selection pass, records the genotype, and writes `checkpoint.npz`
+atomically. A run killed at any point resumes (`resume=True`) from the last completed epoch and ends
+exactly as an uninterrupted run: the data order and augmentation are functions of (seed, epoch), and
+the checkpoint holds every model and optimizer variable.
+"""
+
+import math
+import pathlib
+import shutil
+import sys
+import time
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from itnas_tf import checkpoint, spaces
+from itnas_tf.counting import count
+from itnas_tf.data import search_data
+from itnas_tf.engine import collecting_importance
+from itnas_tf.networks import target_network
+from itnas_tf.results import write_json_atomic, write_text_atomic
+
+CHECKPOINT = "checkpoint.npz"
+OUTPUTS = ("result.json", "genotype.txt", "trajectory.json", CHECKPOINT, "tensorboard")
+# Settings a resumed run must share with the checkpoint; the optimizer's may change (e.g. a lower
+# learning rate after a non-finite loss).
+IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "batch_size", "augment")
+
+
+class Searcher:
+    """Runs a search described by `config` (the search CLI's flags as a dict) into `output_dir`.
+
+    Override `select` to change how a genotype is read from the trained supernet, or `summary`
+    to change what is printed at the end.
+    """
+
+    def __init__(self, config, output_dir, resume=False, overwrite=False, data_dir=None):
+        self.config = dict(config)
+        self.out = pathlib.Path(output_dir)
+        self.resume = resume
+        self.overwrite = overwrite
+        self.data_dir = data_dir
+        self.module = spaces.space_module(self.config["space"])
+
+    # ---------------------------------------------------------------------------------------------
+    # The run
+
+    def run(self):
+        self._prepare_output()
+        c = self.config
+        keras.utils.set_random_seed(c["seed"])
+        if c.get("deterministic", True):
+            tf.config.experimental.enable_op_determinism()
+        layers = c["layers"] or spaces.DEFAULT_SIZES[c["space"]][1]
+        self.data = search_data(
+            c["dataset"], c["batch_size"], c["seed"], 2 ** self.module.reductions(layers),
+            c.get("augment", "auto"), self.data_dir,
+        )
+        model, optimizers = self.build(self.data)
+        state = {"epoch": 0, "trajectory": [], "seconds": 0.0, "config": c}
+        path = self.out / CHECKPOINT
+        if self.resume and path.exists():
+            self._check_same_run(checkpoint.load_state(path)["config"])
+            state = checkpoint.restore(path, model, optimizers)
+            state["config"] = c
+            logging.info("resuming %s after epoch %d", path, state["epoch"])
+        writer = tf.summary.create_file_writer(str(self.out / "tensorboard" / "selection"))
+        tensorboard = keras.callbacks.TensorBoard(str(self.out / "tensorboard"), write_graph=False)
+        for epoch in range(state["epoch"], c["epochs"]):
+            start = time.perf_counter()
+            logs = self.train_epoch(model, epoch, [keras.callbacks.TerminateOnNaN(), tensorboard])
+            if not math.isfinite(logs.get("loss", math.nan)):
+                kept = f"the last good checkpoint ({path}, epoch {state['epoch']}) is kept" if state["epoch"] else "no checkpoint was written yet"
+                raise FloatingPointError(
+                    f"The training loss became non-finite in epoch {epoch + 1}; {kept}. Lower "
+                    "--learning_rate or --grad_clip and run again with --resume."
+                )
+            table, genotype, selection_seconds = self.select(model)
+            state["seconds"] += time.perf_counter() - start
+            state["epoch"] = epoch + 1
+            state["trajectory"].append(
+                {"epoch": epoch + 1, "genotype": str(genotype), **logs, "selection_seconds": selection_seconds, "importance": table}
+            )
+            with writer.as_default(step=epoch + 1):
+                for edge, row in table.items():
+                    for op, value in row.items():
+                        tf.summary.scalar(f"importance/{edge}/{op}", value)
+            writer.flush()
+            checkpoint.save(path, model, optimizers, state)
+            logging.info("epoch %d: %s", epoch + 1, genotype)
+        result = self.result(model, state)
+        write_json_atomic(self.out / "trajectory.json", state["trajectory"])
+        write_text_atomic(self.out / "genotype.txt", result["genotype"] + "\n")
+        write_json_atomic(self.out / "result.json", result)
+        print(self.summary(result))
+        print(f"\nwrote {self.out / 'result.json'}")
+        return result
+
+    # ---------------------------------------------------------------------------------------------
+    # Hooks
+
+    def build(self, data):
+        """The compiled supernet and its built optimizers `{name: optimizer}` (checkpointed)."""
+        c = self.config
+        model = spaces.supernet(
+            c["space"], data.num_classes, c["init_channels"], c["layers"], mix=c["mix"], strategy=c["strategy"]
+        )
+        steps = -(-data.train_size // c["batch_size"])
+        schedule = keras.optimizers.schedules.CosineDecay(c["learning_rate"], c["epochs"] * steps)
+        optimizer = keras.optimizers.SGD(
+            schedule, momentum=c["momentum"], weight_decay=c["weight_decay"] or None,
+            global_clipnorm=c["grad_clip"] or None,
+        )
+        arch_optimizer = None
+        if c["strategy"] == "darts":
+            arch_optimizer = keras.optimizers.Adam(
+                c["arch_learning_rate"], beta_1=0.5, weight_decay=c["arch_weight_decay"] or None
+            )
+        model.compile(
+            optimizer=optimizer,
+            arch_optimizer=arch_optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+            jit_compile=False,
+        )
+        model(next(iter(data.valid))[0][:2])  # build, so a checkpoint can be assigned
+        optimizer.build(model.trainable_variables)
+        optimizers = {"optimizer": optimizer}
+        if arch_optimizer is not None:
+            arch_optimizer.build(model.arch_weights)
+            optimizers["arch_optimizer"] = arch_optimizer
+        return model, optimizers
+
+    def train_epoch(self, model, epoch, callbacks):
+        """One epoch of `fit`; returns its logs (`loss`, `accuracy`)."""
+        train = self.data.train(epoch)
+        if model.strategy == "darts":
+            train = tf.data.Dataset.zip((train, self.data.arch(epoch)))
+        history = model.fit(
+            train, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        return {k: float(v[-1]) for k, v in history.history.items()}
+
+    def select(self, model):
+        """`(importance table, genotype, seconds)`: one pass over search-valid (IT strategy) or the
+        alphas (DARTS strategy), then the space's derivation rule."""
+        start = time.perf_counter()
+        if model.strategy == "it":
+            with collecting_importance(model):
+                model.predict(self.data.valid, verbose=0)
+        table = model.importance_table()
+        return table, self.module.derive(table), time.perf_counter() - start
+
+    def target(self, genotype_text):
+        """Params and MAdds of the derived genotype's evaluation network at the data's image size."""
+        c = self.config
+        genotype = self.module.parse(genotype_text)
+        network = target_network(
+            c["space"], genotype, self.data.num_classes, c.get("target_channels"), c.get("target_layers")
+        )
+        cost = count(network, self.data.image_shape)
+        return {
+            "network": type(network).__name__,
+            "init_channels": network.init_channels,
+            "layers": network.num_layers,
+            "input_shape": list(self.data.image_shape),
+            "num_classes": self.data.num_classes,
+            **cost,
+        }
+
+    def result(self, model, state):
+        """The content of `result.json` (DESIGN.md 4)."""
+        last = state["trajectory"][-1]
+        return {
+            "space": self.config["space"],
+            "dataset": self.config["dataset"],
+            "seed": self.config["seed"],
+            "strategy": self.config["strategy"],
+            "mix": self.config["mix"],
+            "flags": self.config,
+            "genotype": last["genotype"],
+            "importance": last["importance"],
+            "target": self.target(last["genotype"]),
+            "supernet_params": int(sum(math.prod(w.shape) for w in model.trainable_weights)),
+            "final_train_loss": last["loss"],
+            "final_train_accuracy": last.get("accuracy"),
+            "wall_seconds": {
+                "search_total": state["seconds"],
+                "selection_per_epoch": [t["selection_seconds"] for t in state["trajectory"]],
+            },
+        }
+
+    def summary(self, result):
+        """The genotype and a per-edge table of importances (the chosen op starred)."""
+        table = result["importance"]
+        ops = list(dict.fromkeys(op for row in table.values() for op in row))
+        width = max(len(op) for op in ops) + 1
+        t = result["target"]
+        lines = [
+            f"genotype: {result['genotype']}",
+            f"target {t['network']} (C={t['init_channels']}, {t['layers']} cells, input {t['input_shape']}): "
+            f"{t['params'] / 1e6:.3f}M params, {t['madds'] / 1e6:.2f}M MAdds",
+            "",
+            " " * 12 + "".join(f"{op:>{width}}" for op in ops),
+        ]
+        for edge, row in table.items():
+            best = max(row, key=row.get)
+            cells = [
+                (f"{row[op]:.4f}" + ("*" if op == best else " ")).rjust(width + 1) if op in row else " " * (width + 1)
+                for op in ops
+            ]
+            lines.append(f"{edge:<12}" + "".join(cells))
+        return "\n".join(lines)
+
+    # ---------------------------------------------------------------------------------------------
+
+    def _prepare_output(self):
+        if self.out.exists() and not self.out.is_dir():
+            raise FileExistsError(f"--output_dir {self.out} is a file; give a folder.")
+        held = [name for name in ("result.json", CHECKPOINT) if (self.out / name).exists()]
+        if not held:
+            return
+        if self.overwrite:
+            for name in OUTPUTS:
+                target = self.out / name
+                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
+        elif not self.resume:
+            raise FileExistsError(
+                f"{self.out} already holds a search result ({', '.join(held)}); pass --resume to "
+                "continue it, --overwrite to replace it, or choose another --output_dir."
+            )
+
+    def _check_same_run(self, saved):
+        differ = [k for k in IDENTITY if saved.get(k) != self.config.get(k)]
+        if differ:
+            listing = ", ".join(f"--{k}={saved.get(k)} (now {self.config.get(k)})" for k in differ)
+            raise FileExistsError(
+                f"{self.out} holds a search with other settings: {listing}. Resume with the same "
+                "settings, or use --overwrite or another --output_dir."
+            )

@@ -1,0 +1,65 @@
+"""Data sources through real tfds pipelines (`tfds.testing.mock_data`), folders, and the search split."""
+
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from itnas_tf.data import DataError, load_arrays, search_data
+from itnas_tf.data import sources
+
+
+def test_tfds_source_feeds_the_search_split(tmp_path):
+    with tfds.testing.mock_data(num_examples=40):
+        data = search_data("cifar10", 8, seed=0, divisor=4, data_dir=str(tmp_path))
+    assert data.image_shape == (32, 32, 3) and data.train_size == data.valid_size == 20
+    assert data.augment == "crop_flip"
+    x, y = next(iter(data.train(0)))
+    assert x.shape == (8, 32, 32, 3) and x.dtype == tf.float32
+
+
+def test_imagenet16_120_keeps_the_first_120_classes(tmp_path):
+    with tfds.testing.mock_data(num_examples=300):
+        x, y = load_arrays("imagenet16_120", str(tmp_path))
+    assert x.shape[1:] == (16, 16, 3) and len(y) > 0 and y.max() < 120
+
+
+def test_offline_download_fails_fast_and_names_data_dir(tmp_path, monkeypatch):
+    # 192.0.2.1 is TEST-NET-1: never routed, so the probe sees what an offline machine sees.
+    monkeypatch.setitem(sources.DOWNLOAD_HOSTS, "cifar10", "http://192.0.2.1")
+    start = time.time()
+    with pytest.raises(DataError, match="--data_dir") as e:
+        load_arrays("cifar10", str(tmp_path))
+    assert time.time() - start < sources.PROBE_SECONDS + 10
+    assert "tfds build cifar10" in str(e.value) and "downloads/manual" in str(e.value)
+
+
+def test_unknown_tfds_name_is_refused():
+    with pytest.raises(DataError, match="Unknown --dataset 'no_such_dataset'"):
+        load_arrays("no_such_dataset")
+
+
+def test_image_folder_source(tmp_path):
+    rng = np.random.default_rng(0)
+    for label in ("cat", "dog"):
+        (tmp_path / "pets" / label).mkdir(parents=True)
+        for i in range(3):
+            image = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+            tf.io.write_file(str(tmp_path / "pets" / label / f"{i}.png"), tf.io.encode_png(image))
+    x, y = load_arrays(f"folder:{tmp_path / 'pets'}")
+    assert x.shape == (6, 12, 12, 3) and sorted(y.tolist()) == [0, 0, 0, 1, 1, 1]
+    with pytest.raises(DataError, match="no such folder"):
+        load_arrays(f"folder:{tmp_path / 'missing'}")
+
+
+def test_epochs_are_functions_of_seed_and_epoch():
+    data = search_data("digits", 64, seed=1, augment="crop")
+    first = [x.numpy() for x, _ in data.train(3)]
+    again = [x.numpy() for x, _ in search_data("digits", 64, seed=1, augment="crop").train(3)]
+    np.testing.assert_array_equal(np.concatenate(first), np.concatenate(again))
+    other = np.concatenate([x.numpy() for x, _ in data.train(4)])
+    assert not np.array_equal(np.concatenate(first), other)
+    valid = np.concatenate([y.numpy() for _, y in data.valid])
+    np.testing.assert_array_equal(valid, data.y[data.valid_idx])  # the selection pass sees valid in order

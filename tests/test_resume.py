@@ -1,0 +1,70 @@
+"""A search killed with SIGKILL, or stopped by a non-finite loss, resumes to the uninterrupted result."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from itnas_tf import checkpoint
+
+RUN = ["--space=nb201", "--dataset=digits", "--epochs=4", "--batch_size=32", "--init_channels=4",
+       "--layers=1", "--target_layers=1", "--seed=5"]
+
+
+def _search(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "itnas_tf.search", *RUN, *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def _kill_after_first_epoch(out):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "itnas_tf.search", *RUN, f"--output_dir={out}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    path = out / "checkpoint.npz"
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if path.exists() and checkpoint.load_state(path)["epoch"] >= 1:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert proc.wait() == -signal.SIGKILL, "the search ended before it could be killed"
+
+
+def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
+    whole = _search(f"--output_dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    expected = json.loads((tmp_path / "whole" / "result.json").read_text())
+
+    out = tmp_path / "killed"
+    _kill_after_first_epoch(out)
+    assert not (out / "result.json").exists()
+    epoch = checkpoint.load_state(out / "checkpoint.npz")["epoch"]
+    assert 1 <= epoch < 4
+
+    again = _search(f"--output_dir={out}")  # neither --resume nor --overwrite
+    assert again.returncode != 0 and "--resume" in again.stderr
+
+    other = _search(f"--output_dir={out}", "--resume", "--seed=6")
+    assert other.returncode != 0 and "--seed=5 (now 6)" in other.stderr
+
+    # A diverging resumed epoch stops with a message and keeps the last good checkpoint.
+    diverged = _search(f"--output_dir={out}", "--resume", "--learning_rate=1e30", "--grad_clip=0")
+    assert diverged.returncode != 0, diverged.stdout[-2000:]
+    assert "non-finite" in diverged.stderr and "last good checkpoint" in diverged.stderr
+    assert checkpoint.load_state(out / "checkpoint.npz")["epoch"] == epoch
+    assert not (out / "result.json").exists()
+
+    resumed = _search(f"--output_dir={out}", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    result = json.loads((out / "result.json").read_text())
+    assert result["genotype"] == expected["genotype"]
+    for edge, row in expected["importance"].items():
+        np.testing.assert_allclose(list(result["importance"][edge].values()), list(row.values()), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(result["final_train_loss"], expected["final_train_loss"], rtol=1e-5)
+    trajectory = json.loads((out / "trajectory.json").read_text())
+    assert [t["epoch"] for t in trajectory] == [1, 2, 3, 4]

@@ -1,0 +1,61 @@
+"""The DARTS-like supernets (darts, s1-s4), NB201's, and the DARTS strategy's bilevel step."""
+
+import keras
+import numpy as np
+import pytest
+
+from itnas_tf import spaces
+from itnas_tf.engine import collecting_importance
+from itnas_tf.ops import PRIMITIVES
+from itnas_tf.spaces import darts
+
+
+def test_robustdarts_candidates_follow_the_reference():
+    s1 = darts.SPACE_OPS["s1"]
+    assert s1["normal"][0] == ("skip_connect", "dil_conv_3x3") and s1["normal"][13] == ("dil_conv_3x3", "dil_conv_5x5")
+    assert s1["reduce"][4] == ("skip_connect", "dil_conv_5x5") and s1["reduce"][6] == ("max_pool_3x3", "sep_conv_3x3")
+    assert all(len(darts.SPACE_OPS[s][c]) == 14 for s in darts.SPACE_OPS for c in ("normal", "reduce"))
+    assert darts.SPACE_OPS["s4"]["normal"][0] == ("noise", "sep_conv_3x3")
+    assert darts.SPACE_OPS["darts"]["reduce"][5] == PRIMITIVES
+
+
+@pytest.mark.parametrize("space", ["darts", "s3"])
+def test_darts_supernet_ranks_every_edge(space):
+    model = spaces.supernet(space, 10, init_channels=4, layers=3)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    assert model(x).shape == (2, 10)
+    assert [c.reduction for c in model.cells] == [False, True, True]
+    with collecting_importance(model):
+        model(x)
+    table = model.importance_table()
+    assert list(table) == darts.edge_names("normal") + darts.edge_names("reduce")
+    for name, row in table.items():
+        assert tuple(row) == darts.SPACE_OPS[space][name.split("_")[0]][0]
+        assert 0 < sum(row.values()) < 1  # the IT's own column takes the rest
+    darts.validate(darts.derive(table), steps=4)
+
+
+def test_darts_strategy_updates_alphas_on_valid_and_weights_on_train():
+    keras.utils.set_random_seed(0)
+    model = spaces.supernet("nb201", 3, init_channels=4, layers=1, strategy="darts")
+    assert not any(layer.block for layer in model._flatten_layers() if hasattr(layer, "block"))
+    model.compile(optimizer=keras.optimizers.SGD(0.1, weight_decay=0.1),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(16, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 16)
+    model(x[:2])
+    alphas = model.arch_weights[0].numpy().copy()
+    assert alphas.shape == (6, 5) and np.abs(alphas).max() < 0.01
+    assert all(w is not model.arch_weights[0] for w in model.trainable_weights)
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    model.fit(tf.data.Dataset.zip((data, data)), epochs=1, verbose=0)
+    assert not np.allclose(model.arch_weights[0].numpy(), alphas)
+    table = model.importance_table()
+    np.testing.assert_allclose([sum(row.values()) for row in table.values()], 1, rtol=1e-5)
+
+
+def test_unknown_space_is_refused():
+    with pytest.raises(ValueError, match="Unknown space 'foo'"):
+        spaces.supernet("foo", 10)
