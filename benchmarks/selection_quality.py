@@ -21,6 +21,10 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from itnas_tf.genotypes import parse_genotype  # noqa: E402
+
 VARIANTS = {
     "it-weighted": ["--strategy=it", "--mix=weighted"],
     "it-transformer": ["--strategy=it", "--mix=transformer"],
@@ -81,8 +85,6 @@ def main():
 
 
 def _ops(text):
-    from itnas_tf.genotypes import parse_genotype
-
     genotype = parse_genotype(text)
     return {"normal": [op for op, _ in genotype.normal], "reduce": [op for op, _ in genotype.reduce]}
 

@@ -1,8 +1,8 @@
 """`Searcher`: one cell-space search run, epoch by epoch, with a checkpoint after every epoch.
 
 Each epoch trains the supernet (`Supernet.train_step`: mono-level for the IT strategy, first-order
-bilevel for DARTS), runs the selection pass, records the genotype, and writes `checkpoint.npz`
-atomically. A run killed at any point resumes (`resume=True`) from the last completed epoch and ends
+bilevel for DARTS), runs the selection pass, records the genotype, and writes `checkpoint.npz` and
+`trajectory.json` atomically. A run killed at any point resumes (`resume=True`) from the last completed epoch and ends
 exactly as an uninterrupted run: the data order and augmentation are functions of (seed, epoch), and
 the checkpoint holds every model and optimizer variable.
 """
@@ -91,9 +91,9 @@ class Searcher:
                         tf.summary.scalar(f"importance/{edge}/{op}", value)
             writer.flush()
             checkpoint.save(path, model, optimizers, state)
+            write_json_atomic(self.out / "trajectory.json", state["trajectory"])
             logging.info("epoch %d: %s", epoch + 1, genotype)
         result = self.result(model, state)
-        write_json_atomic(self.out / "trajectory.json", state["trajectory"])
         write_text_atomic(self.out / "genotype.txt", result["genotype"] + "\n")
         write_json_atomic(self.out / "result.json", result)
         print(self.summary(result))

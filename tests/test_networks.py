@@ -1,13 +1,17 @@
 """Target networks from genotypes and the params/MAdds counter, against reference.md."""
 
+import json
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
-from itnas_tf import DARTS_V2, NB201Genotype
+from itnas_tf import DARTS_V2, PROXYLESS_GPU, ChainGenotype, NB201Genotype
 from itnas_tf.counting import count
-from itnas_tf.genotypes import GenotypeError, Genotype
-from itnas_tf.networks import NB201Network, NetworkCIFAR, NetworkImageNet
+from itnas_tf.genotypes import Genotype, GenotypeError
+from itnas_tf.networks import ChainNetwork, NB201Network, NetworkCIFAR, NetworkImageNet
 
 
 def test_darts_v2_cifar_network_reproduces_the_reference():
@@ -49,3 +53,39 @@ def test_genotype_that_does_not_fit_is_refused():
     assert model(np.zeros((1, 8, 8, 3), "float32")).shape == (1, 10)
     with pytest.raises(GenotypeError, match="reads input 7"):
         NetworkCIFAR(Genotype([("sep_conv_3x3", 7)] + DARTS_V2.normal[1:], [2, 3, 4, 5], DARTS_V2.reduce, [2, 3, 4, 5]))
+
+
+def test_proxyless_gpu_chain_reproduces_the_reference():
+    cost = count(ChainNetwork(PROXYLESS_GPU), (224, 224, 3))
+    assert cost["params"] == 7_119_848
+    assert abs(cost["madds"] - 465.26e6) / 465.26e6 < 1e-3
+
+
+def test_zero_where_a_block_changes_stride_or_width_is_refused():
+    ops = list(PROXYLESS_GPU.ops)
+    ops[4] = "zero"  # the first block of a stage: stride 2
+    with pytest.raises(GenotypeError, match="Block 4 is 'zero' but changes the stride"):
+        ChainNetwork(ChainGenotype(ops=ops, widths=PROXYLESS_GPU.widths))
+    with pytest.raises(GenotypeError, match="21 searchable blocks"):
+        ChainNetwork(ChainGenotype(ops=ops[:20]))
+
+
+def _flops(*args):
+    return subprocess.run([sys.executable, "-m", "itnas_tf.flops", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_flops_cli_reads_text_result_json_and_chain_json(tmp_path):
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    proc = _flops(f"--genotype={cell}", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["params"] == 1_531_546
+    (tmp_path / "result.json").write_text(json.dumps({"genotype": cell}))
+    proc = _flops(f"--genotype={tmp_path / 'result.json'}", "--input_size=16", "--num_classes=100")
+    assert proc.returncode == 0 and "16x16x3, 100 classes" in proc.stdout
+    chain = tmp_path / "chain.json"
+    chain.write_text(PROXYLESS_GPU.to_json())
+    proc = _flops(f"--genotype={chain}", "--json", "--input_size=64")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout)["params"] == 7_119_848  # params do not depend on the input size
+    proc = _flops(f"--genotype={chain}", "--network=nb201")
+    assert proc.returncode != 0 and "needs a NB201Genotype" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,7 +1,8 @@
-"""Target networks built from genotypes: DARTS's CIFAR and ImageNet networks, the NB201 cell network."""
+"""Target networks built from genotypes: DARTS's CIFAR and ImageNet networks, the NB201 cell network, the proxyless chain."""
 
 from itnas_tf.networks.darts import NetworkCIFAR, NetworkImageNet
 from itnas_tf.networks.nb201 import NB201Network
+from itnas_tf.networks.proxyless import ChainNetwork
 
 # (init_channels, layers) of the paper's evaluation networks.
 TARGET_SIZES = {"darts": (36, 20), "nb201": (16, 5)}
