@@ -52,6 +52,10 @@ class Searcher:
     def run(self):
         self._prepare_output()
         c = self.config
+        path = self.out / CHECKPOINT
+        resuming = self.resume and path.exists()
+        if resuming:
+            self._check_same_run(checkpoint.load_state(path)["config"])
         keras.utils.set_random_seed(c["seed"])
         if c.get("deterministic", True):
             tf.config.experimental.enable_op_determinism()
@@ -62,9 +66,7 @@ class Searcher:
         )
         model, optimizers = self.build(self.data)
         state = {"epoch": 0, "trajectory": [], "seconds": 0.0, "config": c}
-        path = self.out / CHECKPOINT
-        if self.resume and path.exists():
-            self._check_same_run(checkpoint.load_state(path)["config"])
+        if resuming:
             state = checkpoint.restore(path, model, optimizers)
             state["config"] = c
             logging.info("resuming %s after epoch %d", path, state["epoch"])

@@ -68,3 +68,27 @@ def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
     np.testing.assert_allclose(result["final_train_loss"], expected["final_train_loss"], rtol=1e-5)
     trajectory = json.loads((out / "trajectory.json").read_text())
     assert [t["epoch"] for t in trajectory] == [1, 2, 3, 4]
+
+
+def test_checkpoint_round_trip_and_refusals(tmp_path):
+    import keras
+    import pytest
+
+    def model_of(width):
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(width)])
+        optimizer = keras.optimizers.SGD(0.1, momentum=0.9)
+        optimizer.build(model.trainable_variables)
+        return model, {"optimizer": optimizer}
+
+    model, optimizers = model_of(2)
+    path = tmp_path / "checkpoint.npz"
+    checkpoint.save(path, model, optimizers, {"epoch": 3})
+    copy, copy_optimizers = model_of(2)
+    assert checkpoint.restore(path, copy, copy_optimizers) == {"epoch": 3}
+    for a, b in zip(model.weights + optimizers["optimizer"].variables, copy.weights + copy_optimizers["optimizer"].variables):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    with pytest.raises(checkpoint.CheckpointError, match="does not match this network"):
+        checkpoint.restore(path, *model_of(4))
+    path.write_bytes(b"truncated")
+    with pytest.raises(checkpoint.CheckpointError, match="Cannot read the checkpoint"):
+        checkpoint.load_state(path)
