@@ -89,6 +89,10 @@ def _ops(text):
     return {"normal": [op for op, _ in genotype.normal], "reduce": [op for op, _ in genotype.reduce]}
 
 
+def _escape(genotype):
+    return genotype.replace("|", "\\|")  # a literal | ends a markdown table cell
+
+
 def markdown(runs):
     lines = []
     for space in dict.fromkeys(r["space"] for r in runs):
@@ -101,7 +105,9 @@ def markdown(runs):
             vr = [r for r in rows if r["variant"] == variant]
             if space == "nb201":
                 accs = [r["cifar10_test_acc_200ep"] for r in vr]
-                cells = "<br>".join(f"seed {r['seed']}: `{r['genotype']}` {r['cifar10_test_acc_200ep']:.2f}" for r in vr)
+                cells = "<br>".join(
+                    f"seed {r['seed']}: `{_escape(r['genotype'])}` {r['cifar10_test_acc_200ep']:.2f}" for r in vr
+                )
                 std = statistics.stdev(accs) if len(accs) > 1 else 0.0
                 lines.append(f"| {variant} | {cells} | {statistics.mean(accs):.2f} +- {std:.2f} |")
             else:

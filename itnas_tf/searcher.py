@@ -94,7 +94,7 @@ class Searcher:
             writer.flush()
             checkpoint.save(path, model, optimizers, state)
             write_json_atomic(self.out / "trajectory.json", state["trajectory"])
-            logging.info("epoch %d: %s", epoch + 1, genotype)
+            logging.info("epoch %d/%d: %s", epoch + 1, c["epochs"], genotype)
         result = self.result(model, state)
         write_text_atomic(self.out / "genotype.txt", result["genotype"] + "\n")
         write_json_atomic(self.out / "result.json", result)
