@@ -11,7 +11,7 @@ from keras import ops
 from itnas_tf.genotypes import NB201Genotype
 from itnas_tf.ops import batch_norm, make_op
 from itnas_tf.ops.base import register
-from itnas_tf.spaces.nb201 import ResNetBlock
+from itnas_tf.spaces.nb201 import stages
 
 
 @register
@@ -53,11 +53,7 @@ class NB201Network(keras.Model):
         C = init_channels
         self.stem = keras.layers.Conv2D(C, 3, padding="same", use_bias=False, name="stem")
         self.stem_bn = batch_norm(name="stem_bn")
-        self.body = []
-        for stage, width in enumerate((C, 2 * C, 4 * C)):
-            if stage:
-                self.body.append(ResNetBlock(width, 2, name=f"reduce_{stage}"))
-            self.body += [InferCell(self.genotype, width, name=f"cell_{stage}_{i}") for i in range(layers)]
+        self.body = stages(C, layers, lambda width, name: InferCell(self.genotype, width, name=name))
         self.last_bn = batch_norm(name="last_bn")
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 

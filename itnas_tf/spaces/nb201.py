@@ -69,6 +69,19 @@ class SearchCell(keras.layers.Layer):
         return {**super().get_config(), "channels": self.channels, "mix": self.mix}
 
 
+def stages(init_channels, layers, make_cell):
+    """The NB201 body: `layers` cells at C, 2C and 4C, a ResNet block between stages.
+
+    `make_cell(width, name)` makes one cell; the search network and the target network differ only there.
+    """
+    C, body = init_channels, []
+    for stage, width in enumerate((C, 2 * C, 4 * C)):
+        if stage:
+            body.append(ResNetBlock(width, 2, name=f"reduce_{stage}"))
+        body += [make_cell(width, f"cell_{stage}_{i}") for i in range(layers)]
+    return body
+
+
 @register
 class NB201Supernet(Supernet):
     """The NB201 search network; `layers` is N, the cells per stage (5 in the benchmark).
@@ -85,11 +98,7 @@ class NB201Supernet(Supernet):
         self.add_alphas("cell", 6, len(NB201_OPS))
         self.stem = keras.layers.Conv2D(C, 3, padding="same", use_bias=False, name="stem")
         self.stem_bn = batch_norm(name="stem_bn")
-        self.body = []
-        for stage, width in enumerate((C, 2 * C, 4 * C)):
-            if stage:
-                self.body.append(ResNetBlock(width, 2, name=f"reduce_{stage}"))
-            self.body += [SearchCell(width, self.edge_mix, name=f"cell_{stage}_{i}") for i in range(layers)]
+        self.body = stages(C, layers, lambda width, name: SearchCell(width, self.edge_mix, name=name))
         self.last_bn = batch_norm(name="last_bn")
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
