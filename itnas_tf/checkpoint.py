@@ -19,7 +19,8 @@ class CheckpointError(ValueError):
 
 
 def _groups(model, optimizers):
-    return {"model": model.weights, **{name: opt.variables for name, opt in optimizers.items()}}
+    # `variables`, not `weights`: the states of seed generators (drop-path, noise) must resume too.
+    return {"model": model.variables, **{name: opt.variables for name, opt in optimizers.items()}}
 
 
 def save(path, model, optimizers, state):

@@ -10,6 +10,7 @@ import ast
 import collections
 import dataclasses
 import json
+import pathlib
 
 from itnas_tf.ops.darts import PRIMITIVES
 from itnas_tf.ops.registry import MBCONV_OPS, NB201_OPS
@@ -307,3 +308,29 @@ PROXYLESS_GPU = ChainGenotype(
         "head": 1728,
     },
 )
+
+
+def read_genotype(text):
+    """A genotype from its text (DARTS `Genotype(...)`, NB201 `|op~j|+...`, chain JSON) or from a path to a
+    search's `result.json` or a chain genotype's JSON file."""
+    text = text.strip()
+    if text.startswith("{"):
+        return ChainGenotype.from_json(text)
+    if not text.startswith(("|", "Genotype", "genotypes.")) and "=" not in text:
+        path = pathlib.Path(text)
+        if not path.is_file():
+            raise GenotypeError(f"--genotype: no such file {path}.")
+        content = path.read_text()
+        try:
+            data = json.loads(content)
+        except json.JSONDecodeError as e:
+            raise GenotypeError(f"--genotype: {path} is not JSON ({e}).") from None
+        if isinstance(data, dict) and "ops" in data:
+            return ChainGenotype.from_json(content)
+        if isinstance(data, dict) and isinstance(data.get("genotype"), str):
+            text = data["genotype"]
+        else:
+            raise GenotypeError(f"--genotype: {path} is neither a result.json nor a chain genotype.")
+    if text.startswith("|"):
+        return NB201Genotype.from_string(text)
+    return parse_genotype(text)

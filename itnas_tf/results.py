@@ -7,6 +7,13 @@ import pathlib
 import tempfile
 
 
+def readable_by_default(path):
+    """Gives `path` the permissions a plainly created file or folder would have (mkstemp's are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="w"):
     """Yields a temporary file beside `path`; on success syncs it and renames it over `path`."""
@@ -18,6 +25,7 @@ def atomic_write(path, mode="w"):
             yield f
             f.flush()
             os.fsync(f.fileno())
+        readable_by_default(tmp)
         os.replace(tmp, path)
     except BaseException:
         pathlib.Path(tmp).unlink(missing_ok=True)

@@ -9,7 +9,6 @@ the checkpoint holds every model and optimizer variable.
 
 import math
 import pathlib
-import shutil
 import sys
 import time
 
@@ -17,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from itnas_tf import checkpoint, spaces
+from itnas_tf import checkpoint, run_dir, spaces
 from itnas_tf.counting import count
 from itnas_tf.data import search_data
 from itnas_tf.engine import collecting_importance
@@ -50,12 +49,12 @@ class Searcher:
     # The run
 
     def run(self):
-        self._prepare_output()
+        run_dir.prepare(self.out, ("result.json", CHECKPOINT), OUTPUTS, self.resume, self.overwrite, "search result")
         c = self.config
         path = self.out / CHECKPOINT
         resuming = self.resume and path.exists()
         if resuming:
-            self._check_same_run(checkpoint.load_state(path)["config"])
+            run_dir.check_same_run(self.out, checkpoint.load_state(path)["config"], self.config, IDENTITY, "search")
         keras.utils.set_random_seed(c["seed"])
         if c.get("deterministic", True):
             tf.config.experimental.enable_op_determinism()
@@ -76,11 +75,7 @@ class Searcher:
             start = time.perf_counter()
             logs = self.train_epoch(model, epoch, [keras.callbacks.TerminateOnNaN(), tensorboard])
             if not math.isfinite(logs.get("loss", math.nan)):
-                kept = f"the last good checkpoint ({path}, epoch {state['epoch']}) is kept" if state["epoch"] else "no checkpoint was written yet"
-                raise FloatingPointError(
-                    f"The training loss became non-finite in epoch {epoch + 1}; {kept}. Lower "
-                    "--learning_rate or --grad_clip and run again with --resume."
-                )
+                raise run_dir.non_finite(epoch, path, state["epoch"])
             table, genotype, selection_seconds = self.select(model)
             state["seconds"] += time.perf_counter() - start
             state["epoch"] = epoch + 1
@@ -143,7 +138,7 @@ class Searcher:
         if model.strategy == "darts":
             train = tf.data.Dataset.zip((train, self.data.arch(epoch)))
         history = model.fit(
-            train, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks,
+            train, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, shuffle=False,
             verbose=1 if sys.stdout.isatty() else 2,
         )
         return {k: float(v[-1]) for k, v in history.history.items()}
@@ -218,30 +213,3 @@ class Searcher:
             ]
             lines.append(f"{edge:<12}" + "".join(cells))
         return "\n".join(lines)
-
-    # ---------------------------------------------------------------------------------------------
-
-    def _prepare_output(self):
-        if self.out.exists() and not self.out.is_dir():
-            raise FileExistsError(f"--output_dir {self.out} is a file; give a folder.")
-        held = [name for name in ("result.json", CHECKPOINT) if (self.out / name).exists()]
-        if not held:
-            return
-        if self.overwrite:
-            for name in OUTPUTS:
-                target = self.out / name
-                shutil.rmtree(target) if target.is_dir() else target.unlink(missing_ok=True)
-        elif not self.resume:
-            raise FileExistsError(
-                f"{self.out} already holds a search result ({', '.join(held)}); pass --resume to "
-                "continue it, --overwrite to replace it, or choose another --output_dir."
-            )
-
-    def _check_same_run(self, saved):
-        differ = [k for k in IDENTITY if saved.get(k) != self.config.get(k)]
-        if differ:
-            listing = ", ".join(f"--{k}={saved.get(k)} (now {self.config.get(k)})" for k in differ)
-            raise FileExistsError(
-                f"{self.out} holds a search with other settings: {listing}. Resume with the same "
-                "settings, or use --overwrite or another --output_dir."
-            )

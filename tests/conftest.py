@@ -2,6 +2,10 @@
 
 import os
 import pathlib
+import signal
+import subprocess
+import sys
+import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -26,3 +30,26 @@ def shared_data():
         return path
 
     return get
+
+
+@pytest.fixture
+def kill_after_first_epoch():
+    """Returns a function that starts `python -m module *args` and SIGKILLs it once its checkpoint
+    (`checkpoint.npz` in `out`) records a finished epoch."""
+    from itnas_tf import checkpoint
+
+    def run(module, args, out):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module, *args, f"--output_dir={out}"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=pathlib.Path(__file__).parents[1],
+        )
+        path = out / "checkpoint.npz"
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None:
+            if path.exists() and checkpoint.load_state(path)["epoch"] >= 1:
+                proc.send_signal(signal.SIGKILL)
+                break
+            time.sleep(0.02)
+        assert proc.wait() == -signal.SIGKILL, f"{module} ended before it could be killed"
+
+    return run

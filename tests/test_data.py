@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from itnas_tf.data import DataError, load_arrays, search_data
+from itnas_tf.data import DataError, load_arrays, search_data, train_test_data
 from itnas_tf.data import sources
 
 
@@ -63,3 +63,29 @@ def test_epochs_are_functions_of_seed_and_epoch():
     assert not np.array_equal(np.concatenate(first), other)
     valid = np.concatenate([y.numpy() for _, y in data.valid])
     np.testing.assert_array_equal(valid, data.y[data.valid_idx])  # the selection pass sees valid in order
+
+
+def test_retraining_reads_the_test_split_or_validation_where_there_is_none(tmp_path):
+    with tfds.testing.mock_data(num_examples=24):
+        data = train_test_data("cifar10", batch_size=8, cutout_size=16, data_dir=str(tmp_path))
+        x_valid, _ = load_arrays("imagenet_resized/16x16", str(tmp_path), split="test")  # train/validation only
+    assert data.image_shape == (32, 32, 3) and len(data.x_train) == len(data.x_test) == 24
+    x, y = next(iter(data.train(0)))
+    assert x.shape == (8, 32, 32, 3) and y.shape == (8, data.num_classes)
+    assert (x.numpy() == 0).all(axis=-1).sum() >= 8 * 8 * 8  # cutout: at least a quarter of 16x16 per image
+    assert x_valid.shape[1:] == (16, 16, 3)
+
+
+def test_image_folder_with_train_and_test_subfolders(tmp_path):
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 3), ("test", 2)):
+        for label in ("cat", "dog"):
+            (tmp_path / "pets" / split / label).mkdir(parents=True)
+            for i in range(n):
+                image = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                tf.io.write_file(str(tmp_path / "pets" / split / label / f"{i}.png"), tf.io.encode_png(image))
+    data = train_test_data(f"folder:{tmp_path / 'pets'}", batch_size=4)
+    assert len(data.x_train) == 6 and len(data.x_test) == 4 and data.num_classes == 2
+    (tmp_path / "flat" / "cat").mkdir(parents=True)
+    with pytest.raises(DataError, match="no test split"):
+        load_arrays(f"folder:{tmp_path / 'flat'}", split="test")

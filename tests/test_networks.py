@@ -7,6 +7,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from itnas_tf import DARTS_V2, PROXYLESS_GPU, ChainGenotype, NB201Genotype
 from itnas_tf.counting import count
@@ -45,6 +46,37 @@ def test_nb201_network_follows_the_benchmark_formula(ops):
 def test_counter_matches_mobilenet_v2():
     cost = count(keras.applications.MobileNetV2(weights=None), (224, 224, 3))
     assert cost["params"] == 3_504_872 and abs(cost["madds"] - 300.77e6) / 300.77e6 < 1e-3
+
+
+def _profiler_flops(model, input_shape, op_types=None):
+    """TensorFlow's own float-op count of one inference on a frozen graph (2 per multiply-add)."""
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(tf.TensorSpec((1, *input_shape)))
+    options = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    options["output"] = "none"
+    if op_types:
+        options["account_type_regexes"] = op_types
+    graph = convert_variables_to_constants_v2(fn).graph
+    return tf.compat.v1.profiler.profile(graph=graph, cmd="op", options=options).total_float_ops
+
+
+@pytest.mark.parametrize("which", ["darts_all_primitives", "mobilenet_v2"])
+def test_counter_agrees_with_tensorflows_profiler(which):
+    """Every conv flavour (dilated, depthwise, strided, factorized, dense) against TF's own count."""
+    if which == "mobilenet_v2":
+        model, shape = keras.applications.MobileNetV2(input_shape=(96, 96, 3), alpha=0.35, weights=None), (96, 96, 3)
+    else:
+        genotype = Genotype(
+            [("sep_conv_5x5", 0), ("dil_conv_5x5", 1), ("sep_conv_3x3", 0), ("dil_conv_3x3", 1),
+             ("avg_pool_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 0), ("none", 2)], [2, 3, 4, 5],
+            [("skip_connect", 0), ("sep_conv_3x3", 1), ("dil_conv_5x5", 2), ("max_pool_3x3", 1),
+             ("avg_pool_3x3", 0), ("skip_connect", 1), ("dil_conv_3x3", 2), ("sep_conv_5x5", 1)], [2, 3, 4, 5],
+        )
+        model, shape = NetworkCIFAR(genotype, 10, 8, 5, auxiliary=False), (32, 32, 3)
+    madds = count(model, shape)["madds"]
+    assert _profiler_flops(model, shape, ["Conv2D", "DepthwiseConv2dNative", "MatMul"]) == 2 * madds
+    assert _profiler_flops(model, shape) > 2 * madds  # plus BatchNorm, bias and pooling arithmetic
 
 
 def test_genotype_that_does_not_fit_is_refused():

@@ -1,10 +1,8 @@
 """A search killed with SIGKILL, or stopped by a non-finite loss, resumes to the uninterrupted result."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 
@@ -20,28 +18,13 @@ def _search(*args):
     )
 
 
-def _kill_after_first_epoch(out):
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "itnas_tf.search", *RUN, f"--output_dir={out}"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    path = out / "checkpoint.npz"
-    deadline = time.time() + 300
-    while time.time() < deadline and proc.poll() is None:
-        if path.exists() and checkpoint.load_state(path)["epoch"] >= 1:
-            proc.send_signal(signal.SIGKILL)
-            break
-        time.sleep(0.02)
-    assert proc.wait() == -signal.SIGKILL, "the search ended before it could be killed"
-
-
-def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path):
+def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, kill_after_first_epoch):
     whole = _search(f"--output_dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]
     expected = json.loads((tmp_path / "whole" / "result.json").read_text())
 
     out = tmp_path / "killed"
-    _kill_after_first_epoch(out)
+    kill_after_first_epoch("itnas_tf.search", RUN, out)
     assert not (out / "result.json").exists()
     epoch = checkpoint.load_state(out / "checkpoint.npz")["epoch"]
     assert 1 <= epoch < 4

@@ -144,8 +144,8 @@ def test_darts_derivation_keeps_the_two_strongest_non_none_edges_per_node():
     assert list(genotype.normal_concat) == [2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.cfg")))
-def test_every_flagfile_sets_known_flags_to_valid_values(config):
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.cfg") if not p.name.startswith("retrain_")))
+def test_every_search_flagfile_sets_known_flags_to_valid_values(config):
     from absl import flags
 
     import itnas_tf.search  # noqa: F401  (defines the flags)

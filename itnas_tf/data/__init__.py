@@ -1,4 +1,5 @@
-"""Data for search and retraining: sources (`--dataset`) and the seeded search split."""
+"""Data for search and retraining: sources (`--dataset`), the seeded search split, train/test sets."""
 
 from itnas_tf.data.pipeline import AUGMENTATIONS, SearchData, search_data, split_indices
 from itnas_tf.data.sources import DataError, load_arrays
+from itnas_tf.data.train_test import TrainTestData, train_test_data

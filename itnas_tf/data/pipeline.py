@@ -17,6 +17,36 @@ AUGMENTATIONS = ("auto", "crop_flip", "crop", "none")
 AUTO_AUGMENT = {"digits": "none", "svhn_cropped": "crop"}
 
 
+def normalize(x, mean, std):
+    """uint8 images -> float32 `(x / 255 - mean) / std` (per channel)."""
+    return (tf.cast(x, tf.float32) / 255.0 - mean) / std
+
+
+def augment_image(x, key, mode):
+    """Standard CIFAR augmentation of one uint8 image, a function of the stateless `key` only: pad by
+    1/8 of the side and crop back (`crop`), plus a horizontal flip (`crop_flip`)."""
+    if mode in ("crop", "crop_flip"):
+        p = max(1, x.shape[0] // 8)
+        padded = tf.pad(x, [[p, p], [p, p], [0, 0]])
+        x = tf.image.stateless_random_crop(padded, tf.shape(x), seed=key)
+    if mode == "crop_flip":
+        x = tf.image.stateless_random_flip_left_right(x, seed=key + 1)
+    return x
+
+
+def shuffled(x, y, seed, transform):
+    """`(transform(image, key), label)` pairs in a seeded order; each image's key is `(seed, index)`,
+    so an epoch's batches depend on nothing but `seed`."""
+    ds = tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(x))))
+    ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=False)
+    fn = lambda x, y, i: (transform(x, tf.stack([tf.constant(seed, tf.int64), tf.cast(i, tf.int64)])), y)
+    return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def auto_augment(name, augment):
+    return AUTO_AUGMENT.get(name, "crop_flip") if augment == "auto" else augment
+
+
 def split_indices(n, seed):
     """A seeded 50/50 split of `range(n)` into disjoint train and valid index arrays."""
     order = np.random.default_rng(seed).permutation(n)
@@ -58,27 +88,10 @@ class SearchData:
     def valid_size(self):
         return len(self.valid_idx)
 
-    def _normalize(self, x):
-        return (tf.cast(x, tf.float32) / 255.0 - self.mean) / self.std
-
-    def _augment(self, x, y, key):
-        if self.augment in ("crop", "crop_flip"):
-            p = max(1, x.shape[0] // 8)
-            padded = tf.pad(x, [[p, p], [p, p], [0, 0]])
-            x = tf.image.stateless_random_crop(padded, tf.shape(x), seed=key)
-        if self.augment == "crop_flip":
-            x = tf.image.stateless_random_flip_left_right(x, seed=key + 1)
-        return self._normalize(x), y
-
     def _shuffled(self, idx, salt, epoch, augment):
-        base = (self.seed * 1_000_003 + epoch) * 2 + salt
-        ds = tf.data.Dataset.from_tensor_slices((self.x[idx], self.y[idx], np.arange(len(idx))))
-        ds = ds.shuffle(len(idx), seed=base, reshuffle_each_iteration=False)
-        if augment:
-            fn = lambda x, y, i: self._augment(x, y, tf.stack([tf.constant(base, tf.int64), i]))
-        else:
-            fn = lambda x, y, i: (self._normalize(x), y)
-        return ds.map(fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        mode = self.augment if augment else "none"
+        return shuffled(self.x[idx], self.y[idx], (self.seed * 1_000_003 + epoch) * 2 + salt,
+                        lambda x, key: normalize(augment_image(x, key, mode), self.mean, self.std))
 
     def train(self, epoch):
         ds = self._shuffled(self.train_idx, 0, epoch, self.augment != "none")
@@ -91,7 +104,7 @@ class SearchData:
     @property
     def valid(self):
         ds = tf.data.Dataset.from_tensor_slices((self.x[self.valid_idx], self.y[self.valid_idx]))
-        ds = ds.map(lambda x, y: (self._normalize(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(lambda x, y: (normalize(x, self.mean, self.std), y), num_parallel_calls=tf.data.AUTOTUNE)
         return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
 
 
@@ -115,8 +128,7 @@ def search_data(name, batch_size, seed, divisor=1, augment="auto", data_dir=None
         )
     if len(x) < 2:
         raise DataError(f"--dataset={name} has {len(x)} image(s); the 50/50 split needs at least 2.")
-    if augment == "auto":
-        augment = AUTO_AUGMENT.get(name, "crop_flip")
+    augment = auto_augment(name, augment)
     train_idx, valid_idx = split_indices(len(x), seed)
     xf = x[train_idx].astype("float32") / 255.0
     mean = xf.mean(axis=(0, 1, 2))

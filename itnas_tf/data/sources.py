@@ -35,8 +35,17 @@ DEFAULT_HOST = "https://storage.googleapis.com"
 PROBE_SECONDS = 3.0
 
 
-def load_arrays(name, data_dir=None):
-    """`(x uint8 NHWC, y int64)`: the training split of the source `name`."""
+NO_TEST_SPLIT = "{name} has no test split; pass --test_dataset (a source with test images, or holdout:FRACTION)."
+
+
+def load_arrays(name, data_dir=None, split="train"):
+    """`(x uint8 NHWC, y int64)`: the training (`split="train"`) or test (`"test"`) split of `name`.
+
+    The test split of a tfds dataset without one is its `validation` split (ImageNet); `digits` and
+    `npz:` files have no test split (an `npz:` file can be given as the test dataset itself).
+    """
+    if split == "test" and (name == "digits" or name.startswith("npz:")):
+        raise DataError(NO_TEST_SPLIT.format(name=f"--dataset={name}"))
     if name == "digits":
         from sklearn.datasets import load_digits
 
@@ -46,8 +55,8 @@ def load_arrays(name, data_dir=None):
     if name.startswith("npz:"):
         return _npz(name, pathlib.Path(name[4:]))
     if name.startswith("folder:"):
-        return _folder(name, pathlib.Path(name[7:]))
-    return _tfds(name, data_dir)
+        return _folder(name, pathlib.Path(name[7:]), split)
+    return _tfds(name, data_dir, split)
 
 
 def _npz(name, path):
@@ -85,12 +94,19 @@ def _stack(name, dataset):
     return np.stack(xs).astype("uint8"), np.asarray(ys, dtype="int64")
 
 
-def _folder(name, path):
+def _folder(name, path, split):
     import tensorflow_datasets as tfds
 
     if not path.is_dir():
         raise DataError(f"--dataset={name}: no such folder {path}.")
-    root, split = (path, "train") if (path / "train").is_dir() else (path.parent, path.name)
+    if (path / "train").is_dir():
+        root = path
+        if not (path / split).is_dir():
+            raise DataError(NO_TEST_SPLIT.format(name=f"--dataset={name} (no {path / split})"))
+    elif split == "train":
+        root, split = path.parent, path.name
+    else:
+        raise DataError(NO_TEST_SPLIT.format(name=f"--dataset={name} (no {path}/train and {path}/test)"))
     try:
         builder = tfds.ImageFolder(str(root))
         dataset = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
@@ -112,7 +128,7 @@ def _reachable(url):
         return False
 
 
-def _tfds(name, data_dir):
+def _tfds(name, data_dir, split):
     import tensorflow_datasets as tfds
 
     tfds_name, max_classes = ALIASES.get(name, (name, None))
@@ -121,7 +137,12 @@ def _tfds(name, data_dir):
         raise DataError(f"Unknown --dataset {name!r}: use one of {', '.join(known)} (e.g. cifar10).")
 
     def load(download):
-        ds = tfds.load(tfds_name, split="train", data_dir=data_dir, download=download, as_supervised=True)
+        if split == "test":
+            splits = tfds.builder(tfds_name, data_dir=data_dir).info.splits
+            split_name = "test" if "test" in splits or "validation" not in splits else "validation"
+        else:
+            split_name = split
+        ds = tfds.load(tfds_name, split=split_name, data_dir=data_dir, download=download, as_supervised=True)
         if max_classes is not None:
             ds = ds.filter(lambda x, y: y < max_classes)
         return _stack(name, ds.batch(4096).unbatch())

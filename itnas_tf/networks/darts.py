@@ -134,6 +134,10 @@ class _Network(keras.Model):
 
     def build(self, input_shape):
         self.call(keras.KerasTensor(tuple(input_shape)))
+        # The auxiliary head only runs in training; build it now so that checkpoints hold it, where
+        # the features are large enough for its 5x5 pooling (otherwise training explains the limit).
+        if self.aux_head is not None and min(self._aux_input_shape[1:3]) >= 5:
+            self.aux_head(keras.KerasTensor(self._aux_input_shape), training=True)
         self.built = True
 
     def _cells(self, C, reduction_prev):
@@ -156,8 +160,10 @@ class _Network(keras.Model):
         logits_aux = None
         for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell((s0, s1), training=training)
-            if i == 2 * self.num_layers // 3 and self.aux_head is not None and training:
-                logits_aux = self.aux_head(s1, training=training)
+            if i == 2 * self.num_layers // 3 and self.aux_head is not None:
+                self._aux_input_shape = tuple(s1.shape)
+                if training:
+                    logits_aux = self.aux_head(s1, training=training)
         logits = self.classifier(ops.mean(s1, axis=(1, 2)))
         return (logits, logits_aux) if logits_aux is not None else logits
 

@@ -49,6 +49,7 @@ class ChainNetwork(keras.Model):
         if isinstance(genotype, str):
             genotype = ChainGenotype.from_json(genotype)
         self.genotype = genotype
+        self.num_classes = genotype.num_classes
         plan, widths = block_plan(genotype)
         self.stem_pad, padding = same_padding(3, 2)
         self.stem = keras.layers.Conv2D(widths["stem"], 3, 2, padding=padding, use_bias=False, name="stem")

@@ -1,0 +1,9 @@
+"""Export of retrained target networks: SavedModel, ONNX and TFLite files, checked against Keras.
+
+`python -m export --checkpoint=runs/retrain --formats=saved_model,onnx` (see `__main__`).
+"""
+
+from export.budget import MOBILE_MADDS, BudgetError, check_budget
+from export.convert import FORMATS, to_onnx, to_saved_model, to_tflite
+from export.exporter import ExportError, export, load_network
+from export.parity import parity

@@ -1,0 +1,189 @@
+"""Retraining a genotype's target network: end to end through the CLI, resume, data, bad input."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from itnas_tf import DARTS_V2, checkpoint
+from itnas_tf.data import DataError, train_test_data
+from itnas_tf.data.train_test import cutout
+from itnas_tf.genotypes import format_genotype
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DIGITS = ["--dataset=digits", "--test_dataset=holdout:0.2", "--init_channels=4", "--layers=3",
+          "--batch_size=64", "--cutout=0", "--auxiliary_weight=0", "--seed=3"]
+
+
+def _run(module, *args, timeout=300):
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=ROOT
+    )
+
+
+def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
+    out = tmp_path / "tiny"
+    proc = _run("itnas_tf.retrain", "--flagfile=configs/retrain_tiny.cfg", f"--output_dir={out}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "retrain.json").read_text())
+    assert result["network"] == "darts_cifar" and result["test_images"] == 359  # 20% of 1797
+    assert len(result["history"]) == result["epochs"] == 5
+    assert result["test_accuracy"] > 0.5  # digits after 5 epochs; chance is 0.1
+    assert result["settings"]["drop_path_prob"] == 0.2 and result["settings"]["weight_decay"] == 3e-4  # paper default
+
+    exported = _run("export", f"--checkpoint={out}")
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    manifest = json.loads((out / "export" / "manifest.json").read_text())
+    assert manifest["params"] == result["params"] and manifest["madds"] == result["madds"]
+    assert set(manifest["parity"]["max_abs_diff"]) == {"saved_model", "onnx"}
+    assert max(manifest["parity"]["max_abs_diff"].values()) <= 1e-4
+    assert manifest["input"] == {"name": "images", "shape": [None, 8, 8, 1], "dtype": "float32", "layout": "NHWC"}
+    assert manifest["preprocessing"]["mean"] == pytest.approx(result["preprocessing"]["mean"])
+    assert (out / "export" / "model.onnx").is_file() and (out / "export" / "saved_model" / "saved_model.pb").is_file()
+
+
+def test_cifar_subset_retrains_with_auxiliary_head_cutout_and_drop_path(tmp_path, shared_data):
+    train = shared_data("cifar10/cifar10_train_1000.npz")
+    test = shared_data("cifar10/cifar10_test_1000.npz")
+    out = tmp_path / "cifar"
+    proc = _run(
+        "itnas_tf.retrain", f"--genotype={DARTS_V2}", f"--dataset=npz:{train}", f"--test_dataset=npz:{test}",
+        "--init_channels=4", "--layers=3", "--epochs=2", "--batch_size=128", f"--output_dir={out}",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((out / "retrain.json").read_text())
+    settings = result["settings"]
+    assert (settings["auxiliary_weight"], settings["cutout"], settings["drop_path_prob"]) == (0.4, 16, 0.2)
+    assert result["auxiliary"] and result["test_images"] == 1000 and 0 <= result["test_accuracy"] <= 1
+    assert np.isfinite(result["test_loss"])
+    # The checkpoint holds the auxiliary head; the counted network does not.
+    saved = checkpoint.load_state(out / "checkpoint.npz")
+    assert saved["epoch"] == 2 and saved["model"]["input_shape"] == [32, 32, 3]
+    assert (out / "tensorboard" / "train").is_dir()
+    exported = _run("export", f"--checkpoint={out / 'checkpoint.npz'}", "--formats=onnx", f"--output_dir={tmp_path / 'onnx'}")
+    assert exported.returncode == 0, exported.stderr[-3000:]  # the auxiliary head is restored, not exported
+    manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
+    assert manifest["params"] == result["params"] and manifest["parity"]["max_abs_diff"]["onnx"] <= 1e-4
+
+
+# Parses a flagfile with the retrain CLI's flags and builds the run it describes (without running it);
+# a separate process, since the search CLI defines flags of the same names.
+CHECK_FLAGFILE = """
+import sys
+from absl import flags
+from itnas_tf import DARTS_V2, format_genotype
+from itnas_tf.retrain import RUN_CONTROL
+from itnas_tf.retrainer import Retrainer
+argv = flags.FLAGS(["retrain", "--flagfile=" + sys.argv[1]])
+assert argv == ["retrain"], argv
+config = {f.name: f.value for f in flags.FLAGS.get_flags_for_module("itnas_tf.retrain") if f.name not in RUN_CONTROL}
+print(config["genotype"])
+if config["genotype"].startswith("runs/"):  # the result of a search flagfile: stand in DARTS_V2 / an NB201 cell
+    config["genotype"] = format_genotype(DARTS_V2) if config["network"] == "darts_cifar" else "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+Retrainer(config, "unused")
+"""
+
+
+@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("retrain_*.cfg")))
+def test_every_retrain_flagfile_sets_known_flags_to_valid_values(config):
+    proc = subprocess.run(
+        [sys.executable, "-c", CHECK_FLAGFILE, str(ROOT / "configs" / config)], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    genotype = proc.stdout.strip()
+    if genotype.startswith("runs/"):  # names the output of a search flagfile
+        searches = {line.split("=", 1)[1] for p in (ROOT / "configs").glob("*.cfg") for line in p.read_text().splitlines()
+                    if line.startswith("--output_dir=")}
+        assert genotype.rsplit("/", 1)[0] in searches
+
+
+def test_killed_retraining_resumes_to_the_uninterrupted_result(tmp_path, kill_after_first_epoch):
+    args = [f"--genotype={DARTS_V2}", *DIGITS, "--epochs=3", "--drop_path_prob=0.3"]
+    whole = _run("itnas_tf.retrain", *args, f"--output_dir={tmp_path / 'whole'}")
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    kill_after_first_epoch("itnas_tf.retrain", args, out)
+    assert not (out / "retrain.json").exists()
+    again = _run("itnas_tf.retrain", *args, f"--output_dir={out}")
+    assert again.returncode != 0 and "--resume" in again.stderr
+    other = _run("itnas_tf.retrain", *args, "--seed=4", "--resume", f"--output_dir={out}")
+    assert other.returncode != 0 and "--seed=3 (now 4)" in other.stderr
+    resumed = _run("itnas_tf.retrain", *args, "--resume", f"--output_dir={out}")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    expected = json.loads((tmp_path / "whole" / "retrain.json").read_text())
+    got = json.loads((out / "retrain.json").read_text())
+    assert got["test_accuracy"] == expected["test_accuracy"] and got["test_loss"] == expected["test_loss"]
+    assert [h["loss"] for h in got["history"]] == [h["loss"] for h in expected["history"]]
+    a, b = np.load(tmp_path / "whole" / "checkpoint.npz"), np.load(out / "checkpoint.npz")
+    for key in a.files:
+        if key != "meta":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        ([f"--genotype={format_genotype(DARTS_V2._replace(normal=[('sep_conv_3x3', 7)] + DARTS_V2.normal[1:]))}"],
+         "reads input 7"),
+        (["--genotype=Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2], reduce=[], reduce_concat=[])"],
+         "expected an even, non-zero count"),
+        (["--genotype=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"], "nodes"),
+        (["--genotype=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
+          "--network=darts_cifar"], "needs a Genotype"),
+        ([f"--genotype={DARTS_V2}", "--auxiliary_weight=0.4"], "auxiliary head pools 5x5"),
+        ([f"--genotype={DARTS_V2}", "--test_dataset=holdout:1.5"], "0 < F < 1"),
+        ([f"--genotype={DARTS_V2}", "--test_dataset=", "--dataset=digits"], "no test split"),
+    ],
+)
+def test_bad_input_is_refused_with_a_message(tmp_path, args, message):
+    base = [a for a in DIGITS if not a.startswith(("--auxiliary_weight", "--test_dataset"))]
+    if not any(a.startswith("--test_dataset") for a in args):
+        base.append("--test_dataset=holdout:0.2")
+    proc = _run("itnas_tf.retrain", *base, "--epochs=1", *args, f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "out" / "retrain.json").exists() and not (tmp_path / "out" / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "ops, message",
+    [(["zero"] + ["mb3_k3"] * 20, "Block 0 is 'zero' but changes the stride"), (["mb3_k3"] * 20, "21 searchable blocks")],
+)
+def test_chain_genotype_that_does_not_fit_is_refused(tmp_path, ops, message):
+    chain = tmp_path / "chain.json"
+    chain.write_text(json.dumps({"ops": ops, "input_size": 32, "num_classes": 10}))
+    proc = _run("itnas_tf.retrain", f"--genotype={chain}", *DIGITS, "--epochs=1", f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "out").exists()
+
+
+def test_train_test_data_holds_out_a_seeded_disjoint_fraction():
+    a = train_test_data("digits", "holdout:0.25", batch_size=32, seed=1)
+    b = train_test_data("digits", "holdout:0.25", batch_size=32, seed=1)
+    assert len(a.x_test) == 449 and len(a.x_train) == 1797 - 449
+    np.testing.assert_array_equal(a.x_test, b.x_test)
+    train_rows = {r.tobytes() for r in a.x_train.reshape(len(a.x_train), -1)}
+    assert sum(r.tobytes() in train_rows for r in a.x_test.reshape(len(a.x_test), -1)) < 10  # digits has a few duplicate images
+    x, y = next(iter(a.train(0)))
+    assert y.shape == (32, 10) and np.allclose(y.numpy().sum(-1), 1)  # one-hot, for label smoothing
+    np.testing.assert_array_equal(x.numpy(), next(iter(b.train(0)))[0].numpy())  # a function of (seed, epoch)
+    assert not np.array_equal(x.numpy(), next(iter(a.train(1)))[0].numpy())
+    with pytest.raises(DataError, match="no test split"):
+        train_test_data("digits")
+
+
+def test_cutout_zeroes_one_clipped_square():
+    import tensorflow as tf
+
+    x = tf.ones((32, 32, 3))
+    for i in range(20):
+        masked = cutout(x, tf.constant([7, i], tf.int64), 16).numpy()
+        zero_rows = np.where((masked == 0).all(axis=(1, 2)) | (masked == 0).any(axis=(1, 2)))[0]
+        zeros = int((masked[..., 0] == 0).sum())
+        assert 8 * 8 <= zeros <= 16 * 16  # a 16x16 square, clipped at most to a quarter
+        assert zero_rows.max() - zero_rows.min() < 16
+        assert (masked[..., 0] == masked[..., 2]).all()
