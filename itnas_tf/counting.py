@@ -33,18 +33,21 @@ def _leaves(model):
     ]
 
 
-def count(model, input_shape, exclude=()):
+def count(model, input_shape, exclude=(), by=()):
     """`{"params": int, "madds": int}` of `model` on one input of `input_shape` (without batch).
 
     Args:
         exclude: sub-layers (e.g. an auxiliary head) whose weights and MAdds are not counted; they
             are also not run, so pass layers that are only used in training.
+        by: sub-layers (e.g. the blocks of a chain) whose own MAdds are also reported, in order, as
+            `"by": [int, ...]`.
     """
     spec = np.zeros((1, *input_shape), "float32")
     if not model.built:
         model(spec, training=False)  # some layers are only made in `build`
     excluded = {id(w) for layer in exclude for w in layer.weights}
     excluded_layers = {id(l) for layer in exclude for l in layer._flatten_layers()}
+    owner = {id(leaf): i for i, layer in enumerate(by) for leaf in layer._flatten_layers()}
     madds = []
     patched = []
     for layer in _leaves(model):
@@ -54,7 +57,7 @@ def count(model, input_shape, exclude=()):
 
         def call(*args, _layer=layer, _original=original, **kwargs):
             out = _original(*args, **kwargs)
-            madds.append(_conv_madds(_layer, tuple(out.shape)))
+            madds.append((owner.get(id(_layer)), _conv_madds(_layer, tuple(out.shape))))
             return out
 
         layer.call = call
@@ -65,4 +68,7 @@ def count(model, input_shape, exclude=()):
         for layer, original in patched:
             layer.call = original
     params = sum(math.prod(w.shape) for w in model.trainable_weights if id(w) not in excluded)
-    return {"params": int(params), "madds": int(sum(madds))}
+    result = {"params": int(params), "madds": int(sum(m for _, m in madds))}
+    if by:
+        result["by"] = [int(sum(m for i, m in madds if i == k)) for k in range(len(by))]
+    return result

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from itnas_tf import checkpoint, run_dir, spaces
+from itnas_tf import checkpoint, plots, run_dir, spaces
 from itnas_tf.counting import count
 from itnas_tf.data import search_data
 from itnas_tf.engine import collecting_importance
@@ -24,7 +24,7 @@ from itnas_tf.networks import target_network
 from itnas_tf.results import write_json_atomic, write_text_atomic
 
 CHECKPOINT = "checkpoint.npz"
-OUTPUTS = ("result.json", "genotype.txt", "trajectory.json", CHECKPOINT, "tensorboard")
+OUTPUTS = ("result.json", "genotype.txt", "genotype.png", "trajectory.json", CHECKPOINT, "tensorboard")
 # Settings a resumed run must share with the checkpoint; the optimizer's may change (e.g. a lower
 # learning rate after a non-finite loss).
 IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "batch_size", "augment")
@@ -93,6 +93,7 @@ class Searcher:
         result = self.result(model, state)
         write_text_atomic(self.out / "genotype.txt", result["genotype"] + "\n")
         write_json_atomic(self.out / "result.json", result)
+        self.draw(result)
         print(self.summary(result))
         print(f"\nwrote {self.out / 'result.json'}")
         return result
@@ -191,6 +192,17 @@ class Searcher:
                 "selection_per_epoch": [t["selection_seconds"] for t in state["trajectory"]],
             },
         }
+
+    def draw(self, result):
+        """`genotype.png` beside `result.json`: the cells, each edge with its op's importance and the
+        runner-up's. A picture that cannot be drawn is reported; the result stands."""
+        try:
+            used = plots.write(
+                plots.picture(self.module.parse(result["genotype"]), result["importance"]), self.out / "genotype.png"
+            )
+            logging.info("drew %s with %s", self.out / "genotype.png", used)
+        except (plots.PlotError, OSError) as e:
+            logging.warning("genotype.png was not drawn: %s", e)
 
     def summary(self, result):
         """The genotype and a per-edge table of importances (the chosen op starred)."""

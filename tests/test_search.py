@@ -30,6 +30,7 @@ def test_cli_searches_end_to_end_and_refuses_to_overwrite(tmp_path):
     result = json.loads((out / "result.json").read_text())
     genotype = NB201Genotype.from_string(result["genotype"])
     assert (out / "genotype.txt").read_text().strip() == str(genotype)
+    assert (out / "genotype.png").stat().st_size > 5000
     assert set(result["importance"]) == {"edge_1_0", "edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2"}
     for row in result["importance"].values():
         assert list(row) == list(NB201_OPS) and 0 < sum(row.values()) < 1
