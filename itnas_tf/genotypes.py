@@ -310,6 +310,15 @@ PROXYLESS_GPU = ChainGenotype(
 )
 
 
+def genotype_text(genotype):
+    """The text form of a genotype of any kind, as `read_genotype` reads it back."""
+    if isinstance(genotype, Genotype):
+        return format_genotype(genotype)
+    if isinstance(genotype, ChainGenotype):
+        return genotype.to_json()
+    return str(genotype)
+
+
 def read_genotype(text):
     """A genotype from its text (DARTS `Genotype(...)`, NB201 `|op~j|+...`, chain JSON) or from a path to a
     search's `result.json` or a chain genotype's JSON file."""

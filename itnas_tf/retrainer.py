@@ -19,7 +19,7 @@ from absl import logging
 from itnas_tf import checkpoint, run_dir
 from itnas_tf.counting import count
 from itnas_tf.data import train_test_data
-from itnas_tf.genotypes import ChainGenotype, Genotype, GenotypeError, format_genotype, read_genotype
+from itnas_tf.genotypes import GenotypeError, genotype_text, read_genotype
 from itnas_tf.networks import NETWORKS, build_network, default_network
 from itnas_tf.networks.proxyless import block_plan
 from itnas_tf.results import write_json_atomic
@@ -56,15 +56,6 @@ RETRAIN_DEFAULTS = {
 # How much a DARTS network has shrunk its input where the auxiliary head reads it.
 AUX_INPUT_DIVISOR = {"darts_cifar": 4, "darts_imagenet": 32}
 LR_DECAY_RATE = 0.97  # DARTS ImageNet: StepLR(1 epoch, gamma 0.97)
-
-
-def genotype_text(genotype):
-    """The text form `read_genotype` reads back."""
-    if isinstance(genotype, Genotype):
-        return format_genotype(genotype)
-    if isinstance(genotype, ChainGenotype):
-        return genotype.to_json()
-    return str(genotype)
 
 
 def model_record(network_name, genotype, network, image_shape, mean, std):
