@@ -23,6 +23,12 @@ flags.DEFINE_string(
     "holdout:F, a seeded fraction F of the training set left out of training.",
 )
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data folder.")
+flags.DEFINE_integer(
+    "input_size", None,
+    "Stream a tensorflow-datasets dataset with every image brought to this side (random resized crops "
+    "for training, centre crops for testing), as ImageNet needs (224). Default: read the data into "
+    "memory at its own size.", lower_bound=8,
+)
 flags.DEFINE_enum("augment", "auto", list(AUGMENTATIONS), "auto: none for digits, crop for SVHN, crop+flip otherwise.")
 flags.DEFINE_integer("cutout", None, "Cutout square side, 0 for none (DARTS CIFAR: 16).", lower_bound=0)
 flags.DEFINE_integer("init_channels", None, "C of a cell network (default: the paper's).", lower_bound=2)

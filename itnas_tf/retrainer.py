@@ -18,7 +18,7 @@ from absl import logging
 
 from itnas_tf import checkpoint, run_dir
 from itnas_tf.counting import count
-from itnas_tf.data import train_test_data
+from itnas_tf.data import streaming_data, train_test_data
 from itnas_tf.genotypes import GenotypeError, genotype_text, read_genotype
 from itnas_tf.networks import NETWORKS, build_network, default_network
 from itnas_tf.networks.proxyless import block_plan
@@ -26,8 +26,8 @@ from itnas_tf.results import write_json_atomic
 
 CHECKPOINT = "checkpoint.npz"
 OUTPUTS = ("retrain.json", CHECKPOINT, "tensorboard")
-IDENTITY = ("genotype", "network", "dataset", "test_dataset", "init_channels", "layers", "seed", "epochs",
-            "batch_size", "augment", "cutout")
+IDENTITY = ("genotype", "network", "dataset", "test_dataset", "input_size", "init_channels", "layers", "seed",
+            "epochs", "batch_size", "augment", "cutout")
 
 # The paper's retraining settings per network (DARTS for the cell networks, NAS-Bench-201's for its
 # cells, ProxylessNAS's for the chain). `lr_decay`: cosine to 0, or exponential per epoch.
@@ -53,12 +53,13 @@ RETRAIN_DEFAULTS = {
         label_smoothing=0.1, init_channels=None, layers=None,
     ),
 }
+IN_MEMORY_PREPROCESSING = "(x / 255 - mean) / std, x uint8 RGB NHWC"
 # How much a DARTS network has shrunk its input where the auxiliary head reads it.
 AUX_INPUT_DIVISOR = {"darts_cifar": 4, "darts_imagenet": 32}
 LR_DECAY_RATE = 0.97  # DARTS ImageNet: StepLR(1 epoch, gamma 0.97)
 
 
-def model_record(network_name, genotype, network, image_shape, mean, std):
+def model_record(network_name, genotype, network, image_shape, mean, std, formula=None):
     """What rebuilds a target network without its data (`python -m export` reads it from the checkpoint)."""
     return {
         "network": network_name,
@@ -69,7 +70,7 @@ def model_record(network_name, genotype, network, image_shape, mean, std):
         "auxiliary": getattr(network, "aux_head", None) is not None,
         "input_shape": list(image_shape),
         "preprocessing": {
-            "formula": "(x / 255 - mean) / std, x uint8 RGB NHWC",
+            "formula": formula or IN_MEMORY_PREPROCESSING,
             "mean": [float(v) for v in np.ravel(mean)],
             "std": [float(v) for v in np.ravel(std)],
         },
@@ -136,13 +137,22 @@ class Retrainer:
         keras.utils.set_random_seed(c["seed"])
         if c.get("deterministic", True):
             tf.config.experimental.enable_op_determinism()
-        self.data = train_test_data(
-            c["dataset"], c.get("test_dataset"), c["batch_size"], c["seed"], c.get("augment", "auto"),
-            c["cutout"], self.data_dir,
-        )
+        if c.get("input_size"):
+            self.data = streaming_data(
+                c["dataset"], c.get("test_dataset"), c["input_size"], c["batch_size"], c["seed"],
+                c.get("augment", "auto"), c["cutout"], self.data_dir,
+            )
+        else:
+            self.data = train_test_data(
+                c["dataset"], c.get("test_dataset"), c["batch_size"], c["seed"], c.get("augment", "auto"),
+                c["cutout"], self.data_dir,
+            )
         trainer, optimizer = self.build(self.data)
         network = trainer.network
-        record = model_record(c["network"], c["genotype"], network, self.data.image_shape, self.data.mean, self.data.std)
+        record = model_record(
+            c["network"], c["genotype"], network, self.data.image_shape, self.data.mean, self.data.std,
+            getattr(self.data, "preprocessing", None),
+        )
         state = {"epoch": 0, "history": [], "seconds": 0.0, "config": c, "model": record}
         if resuming:
             state = checkpoint.restore(path, network, {"optimizer": optimizer})
@@ -227,7 +237,7 @@ class Retrainer:
             **state["model"],
             "dataset": self.config["dataset"],
             "test_dataset": self.config.get("test_dataset") or self.config["dataset"],
-            "test_images": int(len(self.data.x_test)),
+            "test_images": int(self.data.test_size),
             "test_accuracy": float(test["accuracy"]),
             "test_loss": float(test["loss"]),
             **cost,

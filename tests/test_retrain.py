@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from itnas_tf import DARTS_V2, checkpoint
-from itnas_tf.data import DataError, train_test_data
+from itnas_tf.data import DataError, streaming_data, train_test_data
 from itnas_tf.data.train_test import cutout
 from itnas_tf.genotypes import format_genotype
+from itnas_tf.retrainer import Retrainer
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DIGITS = ["--dataset=digits", "--test_dataset=holdout:0.2", "--init_channels=4", "--layers=3",
@@ -82,7 +83,7 @@ assert argv == ["retrain"], argv
 config = {f.name: f.value for f in flags.FLAGS.get_flags_for_module("itnas_tf.retrain") if f.name not in RUN_CONTROL}
 print(config["genotype"])
 if config["genotype"].startswith("runs/"):  # the result of a search flagfile: stand in DARTS_V2 / an NB201 cell
-    config["genotype"] = format_genotype(DARTS_V2) if config["network"] == "darts_cifar" else "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+    config["genotype"] = format_genotype(DARTS_V2) if config["network"].startswith("darts") else "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
 Retrainer(config, "unused")
 """
 
@@ -187,3 +188,25 @@ def test_cutout_zeroes_one_clipped_square():
         assert 8 * 8 <= zeros <= 16 * 16  # a 16x16 square, clipped at most to a quarter
         assert zero_rows.max() - zero_rows.min() < 16
         assert (masked[..., 0] == masked[..., 2]).all()
+
+
+def test_streamed_tfds_data_retrains_at_an_input_size(tmp_path):
+    """ImageNet's route (`--input_size`): images of any size streamed from tfds, cropped to one side."""
+    import tensorflow_datasets as tfds
+
+    config = {"genotype": "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|",
+              "dataset": "cifar10", "input_size": 24, "init_channels": 4, "layers": 1, "epochs": 1,
+              "batch_size": 16, "cutout": 8, "seed": 0}
+    data_dir = str(tmp_path / "tfds")
+    with tfds.testing.mock_data(num_examples=48):
+        result = Retrainer(config, tmp_path / "out", data_dir=data_dir).run()
+        data = streaming_data("cifar10", input_size=24, batch_size=16, seed=0, cutout_size=8, data_dir=data_dir)
+        first = np.concatenate([x.numpy() for x, _ in data.train(0)])
+        again = np.concatenate([x.numpy() for x, _ in data.train(0)])
+        test = next(iter(data.test))[0].numpy()
+    assert result["input_shape"] == [24, 24, 3] and result["test_images"] == 48 and result["epochs"] == 1
+    assert "central 24x24 crop" in result["preprocessing"]["formula"]
+    assert first.shape == (48, 24, 24, 3) and test.shape == (16, 24, 24, 3)
+    np.testing.assert_array_equal(first, again)  # a function of (seed, epoch)
+    with pytest.raises(DataError, match="drop --input_size"):
+        streaming_data("digits", input_size=24)

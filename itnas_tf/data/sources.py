@@ -128,7 +128,10 @@ def _reachable(url):
         return False
 
 
-def _tfds(name, data_dir, split):
+def tfds_dataset(name, data_dir=None, split="train"):
+    """`(dataset of (image, label), builder)` for a tfds name (or `imagenet16_120`), prepared in
+    `data_dir` or downloaded after a quick check that its host answers. `split="test"` is the test
+    split, or the validation split of a dataset without one (ImageNet)."""
     import tensorflow_datasets as tfds
 
     tfds_name, max_classes = ALIASES.get(name, (name, None))
@@ -137,15 +140,17 @@ def _tfds(name, data_dir, split):
         raise DataError(f"Unknown --dataset {name!r}: use one of {', '.join(known)} (e.g. cifar10).")
 
     def load(download):
+        builder = tfds.builder(tfds_name, data_dir=data_dir)
+        split_name = split
         if split == "test":
-            splits = tfds.builder(tfds_name, data_dir=data_dir).info.splits
+            splits = builder.info.splits
             split_name = "test" if "test" in splits or "validation" not in splits else "validation"
-        else:
-            split_name = split
-        ds = tfds.load(tfds_name, split=split_name, data_dir=data_dir, download=download, as_supervised=True)
+        if download:
+            builder.download_and_prepare()
+        ds = builder.as_dataset(split=split_name, as_supervised=True, shuffle_files=False)
         if max_classes is not None:
             ds = ds.filter(lambda x, y: y < max_classes)
-        return _stack(name, ds.batch(4096).unbatch())
+        return ds, builder
 
     try:
         return load(download=False)
@@ -164,3 +169,8 @@ def _tfds(name, data_dir, split):
         return load(download=True)
     except AssertionError as e:  # e.g. a manual download that is missing
         raise DataError(f"--dataset={name}: {e} Pass --data_dir=DIR where it is prepared.") from None
+
+
+def _tfds(name, data_dir, split):
+    ds, _ = tfds_dataset(name, data_dir, split)
+    return _stack(name, ds.batch(4096).unbatch())

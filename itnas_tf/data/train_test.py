@@ -50,6 +50,10 @@ class TrainTestData:
     def train_size(self):
         return len(self.x_train)
 
+    @property
+    def test_size(self):
+        return len(self.x_test)
+
     def _one_hot(self, x, y):
         return x, tf.one_hot(y, self.num_classes)
 
