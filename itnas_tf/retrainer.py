@@ -19,9 +19,8 @@ from absl import logging
 from itnas_tf import checkpoint, run_dir
 from itnas_tf.counting import count
 from itnas_tf.data import streaming_data, train_test_data
-from itnas_tf.genotypes import GenotypeError, genotype_text, read_genotype
-from itnas_tf.networks import NETWORKS, build_network, default_network
-from itnas_tf.networks.proxyless import block_plan
+from itnas_tf.genotypes import genotype_text, read_genotype
+from itnas_tf.networks import build_network, check_fits, default_network
 from itnas_tf.results import write_json_atomic
 
 CHECKPOINT = "checkpoint.npz"
@@ -119,11 +118,7 @@ class Retrainer:
         self.data_dir = data_dir
         self.genotype = read_genotype(config["genotype"])
         network = config.get("network") or default_network(self.genotype)
-        kind = NETWORKS[network][0]
-        if not isinstance(self.genotype, kind):  # before any data is loaded
-            raise GenotypeError(f"--network={network} needs a {kind.__name__}; got a {type(self.genotype).__name__}.")
-        if network == "proxyless":
-            block_plan(self.genotype)  # refuses a `zero` where a block changes stride or width
+        check_fits(network, self.genotype)  # before any data is loaded
         given = {k: v for k, v in config.items() if v is not None}
         self.config = {**RETRAIN_DEFAULTS[network], **given, "network": network, "genotype": genotype_text(self.genotype)}
 

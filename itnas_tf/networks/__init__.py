@@ -5,7 +5,7 @@ import dataclasses
 from itnas_tf.genotypes import ChainGenotype, Genotype, GenotypeError, NB201Genotype
 from itnas_tf.networks.darts import NetworkCIFAR, NetworkImageNet
 from itnas_tf.networks.nb201 import NB201Network
-from itnas_tf.networks.proxyless import ChainNetwork
+from itnas_tf.networks.proxyless import ChainNetwork, block_plan
 
 # network -> (genotype kind, default init_channels, layers, classes, input side); a chain
 # genotype carries its own widths, classes and input side.
@@ -22,6 +22,16 @@ def default_network(genotype):
     return {Genotype: "darts_cifar", NB201Genotype: "nb201", ChainGenotype: "proxyless"}[type(genotype)]
 
 
+def check_fits(network, genotype):
+    """Raises `GenotypeError` when `genotype` is of another kind than `network` takes, or is a chain
+    with a `zero` where a block changes stride or width; cheap, so callers can check before loading data."""
+    kind = NETWORKS[network][0]
+    if not isinstance(genotype, kind):
+        raise GenotypeError(f"--network={network} needs a {kind.__name__}; got a {type(genotype).__name__}.")
+    if network == "proxyless":
+        block_plan(genotype)
+
+
 def build_network(network, genotype, num_classes=None, init_channels=None, layers=None, input_size=None,
                   auxiliary=False, drop_path_prob=0.0):
     """The Keras model of `network` (a key of `NETWORKS`) for `genotype`; sizes default to the paper's.
@@ -29,9 +39,8 @@ def build_network(network, genotype, num_classes=None, init_channels=None, layer
     Raises:
         GenotypeError: the genotype is of another kind, or does not fit the network.
     """
-    kind, C, N, classes, _ = NETWORKS[network]
-    if not isinstance(genotype, kind):
-        raise GenotypeError(f"--network={network} needs a {kind.__name__}; got a {type(genotype).__name__}.")
+    check_fits(network, genotype)
+    _, C, N, classes, _ = NETWORKS[network]
     num_classes = num_classes or classes
     if network == "proxyless":
         genotype = dataclasses.replace(
