@@ -28,6 +28,21 @@ OUTPUTS = ("result.json", "genotype.txt", "genotype.png", "trajectory.json", CHE
 # Settings a resumed run must share with the checkpoint; the optimizer's may change (e.g. a lower
 # learning rate after a non-finite loss).
 IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "batch_size", "augment")
+# The settings of a search (the search CLI's flags, less where it runs) and their defaults.
+DEFAULTS = {
+    "space": "nb201", "dataset": "digits", "augment": "auto", "strategy": "it", "mix": "weighted",
+    "epochs": 50, "batch_size": 64, "learning_rate": 0.025, "momentum": 0.9, "weight_decay": 3e-4,
+    "grad_clip": 5.0, "arch_learning_rate": 3e-4, "arch_weight_decay": 1e-3, "init_channels": None,
+    "layers": None, "target_channels": None, "target_layers": None, "seed": 0, "deterministic": True,
+}
+
+
+def search_config(**settings):
+    """`DEFAULTS` with `settings` in place: the config of a search run from Python, not from flags."""
+    unknown = sorted(set(settings) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown search setting(s) {unknown}; known: {', '.join(DEFAULTS)}.")
+    return {**DEFAULTS, **settings}
 
 
 class Searcher:

@@ -57,6 +57,10 @@ class NB201Network(keras.Model):
         self.last_bn = batch_norm(name="last_bn")
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
+    def build(self, input_shape):  # weights from a shape alone, as `load_weights` after `build_from_config` needs
+        self.call(keras.KerasTensor(tuple(input_shape)))
+        self.built = True
+
     def call(self, x, training=None):
         x = self.stem_bn(self.stem(x), training=training)
         for layer in self.body:
