@@ -285,3 +285,11 @@ def test_search_settings_are_checked():
 
     with pytest.raises(ValueError, match=r"Unknown search setting\(s\) \['epoch'\]"):
         search_config(epoch=3)
+
+
+def test_search_defaults_are_the_cli_flags():
+    from itnas_tf import search
+    from itnas_tf.searcher import DEFAULTS
+
+    flags = search.FLAGS.get_flags_for_module(search)
+    assert {f.name: f.default for f in flags if f.name not in search.RUN_CONTROL} == DEFAULTS
