@@ -59,8 +59,12 @@ def input_side(network, genotype, input_size=None):
     return input_size or (genotype.input_size if network == "proxyless" else NETWORKS[network][4])
 
 
+def space_network(space):
+    """The network a cell space's genotypes are evaluated on: `nb201` for `nb201`, else `darts_cifar`."""
+    return "nb201" if space == "nb201" else "darts_cifar"
+
+
 def target_network(space, genotype, num_classes, init_channels=None, layers=None):
     """The evaluation network of a searched genotype (auxiliary head off): DARTS's CIFAR network for
     `darts` and `s1`..`s4`, the NB201 cell network for `nb201`. Sizes default to the paper's."""
-    network = "nb201" if space == "nb201" else "darts_cifar"
-    return build_network(network, genotype, num_classes, init_channels, layers)
+    return build_network(space_network(space), genotype, num_classes, init_channels, layers)

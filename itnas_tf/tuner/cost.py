@@ -10,7 +10,7 @@ an architecture's MAdds are then a sum of table entries, exact to what `count` g
 
 from itnas_tf.counting import count
 from itnas_tf.genotypes import Genotype, NB201Genotype
-from itnas_tf.networks import build_network
+from itnas_tf.networks import build_network, space_network
 from itnas_tf.tuner import space as space_lib
 
 
@@ -25,7 +25,7 @@ class CellCost:
 
     def __init__(self, space, num_classes, init_channels, layers, input_shape):
         self.space = space
-        self.network = "nb201" if space == "nb201" else "darts_cifar"
+        self.network = space_network(space)
         self.sizes = dict(num_classes=num_classes, init_channels=init_channels, layers=layers)
         self.input_shape = tuple(input_shape)
         ops = sorted({op for choices in space_lib.edge_ops(space).values() for op in choices} - {"none", "noise"})

@@ -8,8 +8,9 @@ train the trials another way.
 import keras
 import keras_tuner
 
-from itnas_tf.networks import build_network
+from itnas_tf.networks import build_network, space_network
 from itnas_tf.tuner import space as space_lib
+from itnas_tf.tuner.oracle import read_result
 
 
 class ITNASHyperModel(keras_tuner.HyperModel):
@@ -25,7 +26,7 @@ class ITNASHyperModel(keras_tuner.HyperModel):
     def __init__(self, space, num_classes=10, init_channels=None, layers=None, learning_rate=0.025, **kwargs):
         super().__init__(**kwargs)
         self.space = space_lib.check_space(space)
-        self.network = "nb201" if space == "nb201" else "darts_cifar"
+        self.network = space_network(space)
         self.num_classes = num_classes
         self.init_channels = init_channels
         self.layers = layers
@@ -34,8 +35,6 @@ class ITNASHyperModel(keras_tuner.HyperModel):
     @classmethod
     def from_result(cls, result, **kwargs):
         """The HyperModel of a search's space at the sizes of the target network it recorded."""
-        from itnas_tf.tuner.oracle import read_result
-
         result = read_result(result)
         target = result.get("target", {})
         sizes = {k: target.get(k) for k in ("num_classes", "init_channels", "layers") if target.get(k)}
