@@ -46,6 +46,11 @@ flags.DEFINE_float("drop_path_prob", None, "Final drop-path rate of DARTS cells 
 flags.DEFINE_float("label_smoothing", None, "Label smoothing (DARTS ImageNet, ProxylessNAS: 0.1).", lower_bound=0, upper_bound=1)
 flags.DEFINE_integer("seed", 0, "Seed of the initialisation, the shuffling, the augmentation and a holdout split.")
 flags.DEFINE_bool("deterministic", True, "Deterministic TensorFlow ops (needed for exact resume).")
+flags.DEFINE_bool(
+    "mixed_precision", False,
+    "Compute in mixed_float16 on a GPU, mixed_bfloat16 elsewhere; weights stay float32. See docs/benchmarks.md.",
+)
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the training step (off by default: see docs/benchmarks.md).")
 flags.DEFINE_string("output_dir", "runs/retrain", "Where checkpoint.npz, retrain.json and tensorboard/ go.")
 flags.DEFINE_bool("resume", False, "Continue the retraining in --output_dir from its last checkpoint.")
 flags.DEFINE_bool("overwrite", False, "Replace another run's files in --output_dir.")

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from itnas_tf import checkpoint, run_dir
+from itnas_tf import checkpoint, precision, run_dir
 from itnas_tf.counting import count
 from itnas_tf.data import streaming_data, train_test_data
 from itnas_tf.genotypes import genotype_text, read_genotype
@@ -123,6 +123,11 @@ class Retrainer:
         self.config = {**RETRAIN_DEFAULTS[network], **given, "network": network, "genotype": genotype_text(self.genotype)}
 
     def run(self):
+        with precision.dtype_policy(self.config.get("mixed_precision", False)) as policy:
+            self.policy = policy
+            return self._run()
+
+    def _run(self):
         run_dir.prepare(self.out, ("retrain.json", CHECKPOINT), OUTPUTS, self.resume, self.overwrite, "retraining")
         c = self.config
         path = self.out / CHECKPOINT
@@ -216,7 +221,7 @@ class Retrainer:
             optimizer=optimizer,
             loss=keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=c["label_smoothing"]),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-            jit_compile=False,
+            jit_compile=self.config.get("jit_compile", False),
         )
         trainer(np.zeros((1, *data.image_shape), "float32"))  # build, so a checkpoint can be assigned
         optimizer.build(trainer.trainable_variables)
@@ -237,6 +242,7 @@ class Retrainer:
             "test_loss": float(test["loss"]),
             **cost,
             "settings": self.config,
+            "dtype_policy": self.policy,
             "epochs": state["epoch"],
             "history": state["history"],
             "wall_seconds": state["seconds"],

@@ -38,6 +38,15 @@ flags.DEFINE_integer("target_channels", DEFAULTS["target_channels"], "C of the d
 flags.DEFINE_integer("target_layers", DEFAULTS["target_layers"], "Cells (darts: 20) or cells per stage (nb201: 5) of that network.", lower_bound=1)
 flags.DEFINE_integer("seed", DEFAULTS["seed"], "Seed of the split, the initialisation, the shuffling and the augmentation.")
 flags.DEFINE_bool("deterministic", DEFAULTS["deterministic"], "Deterministic TensorFlow ops (needed for exact resume).")
+flags.DEFINE_bool(
+    "mixed_precision", DEFAULTS["mixed_precision"],
+    "Compute in mixed_float16 on a GPU, mixed_bfloat16 elsewhere (fast on CPUs with AMX/AVX512-BF16); "
+    "weights stay float32. See docs/benchmarks.md.",
+)
+flags.DEFINE_bool(
+    "jit_compile", DEFAULTS["jit_compile"],
+    "XLA-compile the training and selection steps. Off by default: see docs/benchmarks.md for when it pays.",
+)
 flags.DEFINE_string("output_dir", "runs/search", "Where the result files go.")
 flags.DEFINE_bool("resume", False, "Continue the search in --output_dir from its last checkpoint.")
 flags.DEFINE_bool("overwrite", False, "Replace another run's result in --output_dir.")

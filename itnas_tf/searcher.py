@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from itnas_tf import checkpoint, plots, run_dir, spaces
+from itnas_tf import checkpoint, plots, precision, run_dir, spaces
 from itnas_tf.counting import count
 from itnas_tf.data import search_data
 from itnas_tf.engine import collecting_importance
@@ -34,6 +34,7 @@ DEFAULTS = {
     "epochs": 50, "batch_size": 64, "learning_rate": 0.025, "momentum": 0.9, "weight_decay": 3e-4,
     "grad_clip": 5.0, "arch_learning_rate": 3e-4, "arch_weight_decay": 1e-3, "init_channels": None,
     "layers": None, "target_channels": None, "target_layers": None, "seed": 0, "deterministic": True,
+    "mixed_precision": False, "jit_compile": False,
 }
 
 
@@ -64,6 +65,11 @@ class Searcher:
     # The run
 
     def run(self):
+        with precision.dtype_policy(self.config.get("mixed_precision", False)) as policy:
+            self.policy = policy
+            return self._run()
+
+    def _run(self):
         run_dir.prepare(self.out, ("result.json", CHECKPOINT), OUTPUTS, self.resume, self.overwrite, "search result")
         c = self.config
         path = self.out / CHECKPOINT
@@ -138,7 +144,7 @@ class Searcher:
             arch_optimizer=arch_optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
-            jit_compile=False,
+            jit_compile=c.get("jit_compile", False),
         )
         model(next(iter(data.valid))[0][:2])  # build, so a checkpoint can be assigned
         optimizer.build(model.trainable_variables)
@@ -196,6 +202,7 @@ class Searcher:
             "strategy": self.config["strategy"],
             "mix": self.config["mix"],
             "flags": self.config,
+            "dtype_policy": self.policy,
             "genotype": last["genotype"],
             "importance": last["importance"],
             "target": self.target(last["genotype"]),

@@ -10,7 +10,7 @@ def test_every_module_is_listed_in_build():
     listed = set(re.findall(r'"([\w/]+\.py)"', (ROOT / "BUILD").read_text()))
     modules = {
         str(p.relative_to(ROOT))
-        for folder in ("itnas_tf", "export", "examples")
+        for folder in ("itnas_tf", "export", "examples", "benchmarks")
         for p in (ROOT / folder).rglob("*.py")
     }
     missing = sorted(modules - listed)

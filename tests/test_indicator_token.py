@@ -106,3 +106,47 @@ def test_collection_flag_switches_inside_a_compiled_function(block):
     block.stop_collecting()
     step(tokens)
     np.testing.assert_allclose(block.mean_importance(), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("mix", ["weighted", "transformer"])
+def test_mixed_bfloat16_edge_ranks_as_float32_does(mix):
+    """Under `--mixed_precision` the candidates compute in bfloat16; the IT's scores stay float32."""
+    import keras
+
+    x = RNG.standard_normal(SHAPE).astype("float32")
+    rows = {}
+    for policy in ("float32", "mixed_bfloat16"):
+        keras.config.set_dtype_policy(policy)
+        try:
+            keras.utils.set_random_seed(3)
+            layer = MixedLayer.from_ops(["sep_conv_3x3", "max_pool_3x3", "skip_connect"], 6, mix=mix)
+            y = layer(x)
+            rows[policy] = _np(layer.block(list(c(x) for c in layer.candidates))[0])
+        finally:
+            keras.config.set_dtype_policy("float32")
+        assert y.dtype == ("float32" if policy == "float32" else "bfloat16")
+    assert rows["mixed_bfloat16"].dtype == np.float32
+    np.testing.assert_allclose(rows["mixed_bfloat16"], rows["float32"], atol=0.02)
+
+
+def test_encoder_output_is_the_textbook_encoder_row_of_the_indicator_token():
+    """y = LN2(z + FFN(z)), z = LN1(T_0 + sum_j A_0j T_j W_v), from the full attention matrix."""
+    b = IndicatorTokenBlock(N, encode=True)
+    b.build(SHAPE)
+    rng = np.random.default_rng(5)
+    for w in (b.indicator, b.position):
+        w.assign(0.5 * rng.standard_normal(w.shape).astype("float32"))
+    tokens = _tokens()
+    _, y = b(tokens)
+
+    def layer_norm(x, norm):
+        mean, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mean) / np.sqrt(var + 1e-5) * _np(norm.gamma) + _np(norm.beta)
+
+    t = np.stack([np.broadcast_to(_np(b.indicator), SHAPE)] + [_np(x) for x in tokens], axis=1)
+    t = t + _np(b.position)[None, :, None, None, :]
+    a = _np(b.attention_matrix(tokens))[:, 0]  # (batch, n + 1)
+    z = layer_norm(t[:, 0] + np.einsum("bj,bjhwc,cd->bhwd", a, t, _np(b.value)), b.norm_1)
+    hidden = np.maximum(z @ _np(b.ffn_1.kernel) + _np(b.ffn_1.bias), 0)
+    expected = layer_norm(z + hidden @ _np(b.ffn_2.kernel) + _np(b.ffn_2.bias), b.norm_2)
+    np.testing.assert_allclose(_np(y), expected, rtol=1e-4, atol=1e-4)

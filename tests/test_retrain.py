@@ -210,3 +210,17 @@ def test_streamed_tfds_data_retrains_at_an_input_size(tmp_path):
     np.testing.assert_array_equal(first, again)  # a function of (seed, epoch)
     with pytest.raises(DataError, match="drop --input_size"):
         streaming_data("digits", input_size=24)
+
+
+def test_mixed_precision_retraining_learns_and_restores_the_policy(tmp_path):
+    import keras
+
+    from itnas_tf import precision
+
+    config = {"genotype": "|nor_conv_3x3~0|+|skip_connect~0|nor_conv_1x1~1|+|skip_connect~0|none~1|avg_pool_3x3~2|",
+              "dataset": "digits", "test_dataset": "holdout:0.2", "init_channels": 8, "layers": 1, "epochs": 3,
+              "batch_size": 64, "learning_rate": 0.05, "mixed_precision": True, "seed": 0}
+    result = Retrainer(config, tmp_path / "out").run()
+    assert result["dtype_policy"] == precision.policy_name(True) != "float32"
+    assert np.isfinite(result["test_loss"]) and result["test_accuracy"] > 0.3  # chance is 0.1
+    assert keras.config.dtype_policy().name == "float32"

@@ -157,3 +157,30 @@ def test_every_search_flagfile_sets_known_flags_to_valid_values(config):
         name, _, value = arg[2:].partition("=")
         assert name in flags.FLAGS, f"{config}: unknown flag --{name}"
         flags.FLAGS[name].parser.parse(value)  # raises on a bad value
+
+
+def test_mixed_precision_search_computes_in_half_precision_and_restores_the_policy(tmp_path):
+    import keras
+
+    from itnas_tf import precision
+    from itnas_tf.searcher import Searcher, search_config
+
+    class Kept(Searcher):
+        def build(self, data):
+            self.model, optimizers = super().build(data)
+            self.alphas = self.model.arch_weights[0].numpy().copy()
+            return self.model, optimizers
+
+    config = search_config(space="nb201", strategy="darts", epochs=1, batch_size=128, init_channels=4, layers=1,
+                           target_layers=1, mixed_precision=True)
+    searcher = Kept(config, tmp_path / "run")
+    result = searcher.run()
+    half = {"mixed_float16": "float16", "mixed_bfloat16": "bfloat16"}[precision.policy_name(True)]
+    assert result["dtype_policy"] == precision.policy_name(True)
+    model = searcher.model
+    assert model.compute_dtype == half and model.layers[-1].compute_dtype == half
+    assert {w.dtype for w in model.weights} == {"float32"}
+    assert np.isfinite(result["final_train_loss"])
+    assert not np.allclose(model.arch_weights[0].numpy(), searcher.alphas)  # the arch step ran
+    NB201Genotype.from_string(result["genotype"])
+    assert keras.config.dtype_policy().name == "float32"  # the run's policy does not leak

@@ -35,6 +35,23 @@ def test_darts_supernet_ranks_every_edge(space):
     darts.validate(darts.derive(table), steps=4)
 
 
+@pytest.mark.parametrize("space, layers", [("nb201", 1), ("darts", 3)])
+def test_every_supernet_weight_is_made_once_and_learns(space, layers):
+    """Keras first tries to build a model in a symbolic trial call; a layer whose build fails there
+    is built again for real, leaving orphan weights that are counted, saved and never trained."""
+    import tensorflow as tf
+
+    model = spaces.supernet(space, 10, init_channels=4, layers=layers)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    model(x)
+    paths = [v.path for v in model.weights]
+    assert len(paths) == len(set(paths))
+    with tf.GradientTape() as tape:
+        loss = keras.ops.sum(model(x, training=True) ** 2)
+    grads = tape.gradient(loss, model.trainable_variables)
+    assert [v.path for v, g in zip(model.trainable_variables, grads) if g is None] == []
+
+
 def test_darts_strategy_updates_alphas_on_valid_and_weights_on_train():
     keras.utils.set_random_seed(0)
     model = spaces.supernet("nb201", 3, init_channels=4, layers=1, strategy="darts")

@@ -73,33 +73,39 @@ class IndicatorTokenBlock(keras.layers.Layer):
                 (self.norm_2, token_shape),
             ):
                 layer.build(shape)
-        # Selection state: per-replica sums, summed across replicas when read.
+        # Selection state: per-replica sums, summed across replicas when read. Initializers, not
+        # values: Keras may first build the layer inside a symbolic (stateless) trial call, where
+        # only deferred variables may be made; a value there would abort the build halfway.
         self.importance_sum = keras.Variable(
-            ops.zeros((n,)), trainable=False, aggregation="sum", synchronization="on_read",
+            "zeros", shape=(n,), trainable=False, aggregation="sum", synchronization="on_read",
             name="importance_sum",
         )
         self.importance_count = keras.Variable(
-            0.0, trainable=False, aggregation="sum", synchronization="on_read",
+            "zeros", shape=(), trainable=False, aggregation="sum", synchronization="on_read",
             name="importance_count",
         )
-        self.collecting = keras.Variable(0.0, trainable=False, name="collecting")
+        self.collecting = keras.Variable("zeros", shape=(), trainable=False, name="collecting")
 
     # -- attention -------------------------------------------------------------------------------
 
     def _scores(self, tokens, candidate_mask):
         """Scaled scores `q_0 . k_j / sqrt(d)` of the IT row, `(batch, n + 1)`, in float32."""
         hw = float(tokens[0].shape[1] * tokens[0].shape[2])
-        q0 = ops.matmul(self.indicator + self.position[0], self.query)  # (c,)
-        probe = ops.matmul(self.key, q0)  # (c,): k_j . q_0 == (sum_hw T_j) . probe
+        # float32 throughout, also under mixed precision: the scores are sums over whole maps
+        indicator, position, query, key = (
+            ops.cast(w, "float32") for w in (self.indicator, self.position, self.query, self.key)
+        )
+        q0 = ops.matmul(indicator + position[0], query)  # (c,)
+        probe = ops.matmul(key, q0)  # (c,): k_j . q_0 == (sum_hw T_j) . probe
         pooled = ops.stack(
             [ops.sum(ops.cast(t, "float32"), axis=(1, 2)) for t in tokens], axis=1
         )  # (b, n, c)
-        pooled = pooled + hw * ops.cast(self.position[1:], "float32")
-        it_pooled = hw * ops.cast(self.indicator + self.position[0], "float32")
+        pooled = pooled + hw * position[1:]
+        it_pooled = hw * (indicator + position[0])
         scores = ops.concatenate(
             [
                 ops.broadcast_to(ops.sum(it_pooled * probe), (ops.shape(pooled)[0], 1)),
-                ops.einsum("bnc,c->bn", pooled, ops.cast(probe, "float32")),
+                ops.einsum("bnc,c->bn", pooled, probe),
             ],
             axis=1,
         )
@@ -141,13 +147,19 @@ class IndicatorTokenBlock(keras.layers.Layer):
         self._collect(importance)
         if not self.encode:
             return importance, None
+        # z = LN(T_0 + sum_{j=0..n} A_0j V T_j), T_0 = IT + p_0, T_j = O_j + p_j. The token-constant
+        # parts (the IT, the positions) add up to one c-vector per sample, so no position-shifted copy
+        # of a map is made (or kept for the gradient): same value, a fraction of the memory.
         dtype = tokens[0].dtype
-        row = ops.cast(row, dtype)
-        it_token = ops.cast(self.indicator + self.position[0], dtype)
-        mixed = row[:, 0, None, None, None] * it_token
-        for j, t in enumerate(tokens):
-            mixed = mixed + row[:, j + 1, None, None, None] * (t + ops.cast(self.position[j + 1], dtype))
-        z = self.norm_1(it_token + ops.matmul(mixed, ops.cast(self.value, dtype)))
+        value = ops.cast(self.value, "float32")
+        it_token = ops.cast(self.indicator + self.position[0], "float32")
+        constants = ops.concatenate([it_token[None], ops.cast(self.position[1:], "float32")], axis=0)  # (n+1, c)
+        shift = it_token + ops.matmul(ops.matmul(row, constants), value)  # (b, c)
+        weights = ops.cast(row[:, 1:], dtype)
+        mixed = weights[:, 0, None, None, None] * tokens[0]
+        for j in range(1, len(tokens)):
+            mixed = mixed + weights[:, j, None, None, None] * tokens[j]
+        z = self.norm_1(ops.matmul(mixed, ops.cast(value, dtype)) + ops.cast(shift, dtype)[:, None, None, :])
         return importance, self.norm_2(z + self.ffn_2(self.ffn_1(z)))
 
     def _collect(self, importance):

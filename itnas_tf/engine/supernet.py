@@ -78,6 +78,8 @@ class Supernet(keras.Model):
         """Keras's `compile`, plus the optimizer of the alphas (DARTS strategy)."""
         if self.strategy == "darts":
             self.arch_optimizer = arch_optimizer or keras.optimizers.Adam(3e-4, beta_1=0.5, weight_decay=1e-3)
+            if self.dtype_policy.name == "mixed_float16":  # as `compile` does for the weights' optimizer
+                self.arch_optimizer = keras.optimizers.LossScaleOptimizer(self.arch_optimizer)
         super().compile(**kwargs)
 
     def train_step(self, data):
@@ -91,6 +93,7 @@ class Supernet(keras.Model):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(arch)
             loss = self.compute_loss(x=x, y=y, y_pred=self(x, training=True), training=True)
+            loss = self.arch_optimizer.scale_loss(loss)
         self.arch_optimizer.apply(tape.gradient(loss, arch), self.arch_weights)
 
     def get_config(self):
