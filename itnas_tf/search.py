@@ -40,8 +40,7 @@ flags.DEFINE_integer("seed", DEFAULTS["seed"], "Seed of the split, the initialis
 flags.DEFINE_bool("deterministic", DEFAULTS["deterministic"], "Deterministic TensorFlow ops (needed for exact resume).")
 flags.DEFINE_bool(
     "mixed_precision", DEFAULTS["mixed_precision"],
-    "Compute in mixed_float16 on a GPU, mixed_bfloat16 elsewhere (fast on CPUs with AMX/AVX512-BF16); "
-    "weights stay float32. See docs/benchmarks.md.",
+    "Compute in mixed_float16 on a GPU, mixed_bfloat16 elsewhere; weights stay float32. See docs/benchmarks.md.",
 )
 flags.DEFINE_bool(
     "jit_compile", DEFAULTS["jit_compile"],
