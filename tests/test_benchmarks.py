@@ -3,11 +3,15 @@
 It asserts what the run produced, never how long anything took.
 """
 
+import importlib.util
 import json
 import math
+import os
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -38,6 +42,40 @@ def test_quick_benchmark_measures_every_part_and_writes_the_report(tmp_path):
                     "## Serving"):
         assert section in report
     assert report.count("| proxyless |") == 4 and report.count("| darts_cifar |") == 4
+
+
+def test_quick_peer_run_measures_both_implementations_and_keeps_the_default_run(tmp_path):
+    missing = [m for m in ("torch", "xautodl") if importlib.util.find_spec(m) is None]
+    if missing:
+        message = f"{missing} not installed (pip install --no-deps -r benchmarks/requirements-peer.txt)"
+        if os.environ.get("ITNAS_REQUIRE_PEER") == "1":
+            pytest.fail(message + "; ITNAS_REQUIRE_PEER=1 requires it.")
+        pytest.skip(message)
+    out, figures = tmp_path / "benchmarks.md", tmp_path / "benchmarks.json"
+    figures.write_text((ROOT / "benchmarks" / "results" / "benchmarks.json").read_text())  # a default run's figures
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--peer", f"--out={out}", f"--json={figures}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=1500,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    peer = json.loads((tmp_path / "peer.json").read_text())
+    rows = {(r["space"], r["implementation"], r.get("layout")) for r in peer["rows"]}
+    assert rows == {(space, impl, layout) for space in ("nb201", "darts") for impl, layout in
+                    (("itnas_tf", None), ("xautodl", "nchw"), ("xautodl", "channels_last"))}
+    for row in peer["rows"]:
+        assert all(row[k] > 0 and math.isfinite(row[k]) for k in ("step_s", "forward_s"))
+        assert row["peak_mb"] >= 0  # a toy model may stay under the peak that importing set
+        shares = dict(row["profile"])
+        assert abs(sum(shares.values()) - 1) < 1e-6 and len(shares) > 2
+        assert any("onv" in op for op in shares), shares  # convolutions show up on both sides
+    # same network shape on both sides: xautodl's weights (no alphas) vs ours (supernet + IT weights)
+    ours, theirs = ({r["space"]: r["params"] for r in peer["rows"] if r.get("layout") in kinds} for kinds in
+                    ((None,), ("nchw",)))
+    assert all(ours[s] > theirs[s] for s in ours)
+    report = out.read_text()
+    assert "## Against the PyTorch reference (xautodl)" in report and "### Where the time goes" in report
+    assert "## Supernet: IT against DARTS" in report  # the default run's sections stay
+    assert report.count("xautodl DARTS, channels_last") == 2
 
 
 def test_bad_arguments_are_refused():

@@ -70,3 +70,36 @@ def test_alphas_mix_is_the_darts_weighted_sum_without_an_it_block():
     np.testing.assert_allclose(layer(x, weights=np.array([0.25, 0.5], "float32")), 0.75 * x)
     with pytest.raises(ValueError, match="needs `weights`"):
         layer(x)
+
+
+@pytest.mark.parametrize("mix", ["weighted", "transformer"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_zero_candidate_is_skipped_without_changing_output_importance_or_gradient(mix, stride):
+    import tensorflow as tf
+
+    layer = MixedLayer.from_ops(["none", "skip_connect", "nor_conv_3x3"], 4, stride, affine=False, mix=mix)
+    x = tf.constant(RNG.standard_normal((3, 8, 8, 4)).astype("float32"))
+    layer.build(x.shape)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        skipped = layer(x)
+        # the textbook edge: every candidate run, the zero map included
+        tokens = [candidate(x) for candidate in layer.candidates]
+        importance, encoded = layer.block(tokens)
+        if mix == "weighted":
+            full = sum(importance[:, i, None, None, None] * t for i, t in enumerate(tokens))
+            full = full / tf.reduce_sum(importance, axis=-1)[:, None, None, None]
+        else:
+            full = encoded
+        losses = [tf.reduce_sum(tf.sin(out)) for out in (skipped, full)]
+    assert not np.any(tokens[0])  # the zero op really gives zeros
+    np.testing.assert_allclose(skipped, full, rtol=1e-5, atol=1e-6)
+    weights = [x, *layer.trainable_weights]
+    for a, b in zip(tape.gradient(losses[0], weights), tape.gradient(losses[1], weights)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_an_edge_of_zeros_alone_still_runs():
+    layer = MixedLayer.from_ops(["none", "none"], 4, 2, mix="weighted")
+    out = layer(np.ones((2, 8, 8, 4), "float32"))
+    assert out.shape == (2, 4, 4, 4) and not np.any(out)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
+from itnas_tf.ops.base import batch_norm
 from itnas_tf.ops import OPS, PRIMITIVES, DilConv, FactorizedReduce, MBConv, Noise, Pool, Zero, make_op
 
 RNG = np.random.default_rng(0)
@@ -65,6 +66,42 @@ def test_search_batchnorm_without_affine_has_no_trainable_bn_weights():
     op = make_op("sep_conv_3x3", 16, 1, affine=False)
     op.build((None, 8, 8, 16))
     assert all("bn" not in w.path for w in op.trainable_weights)
+
+
+@pytest.mark.parametrize("affine", [True, False])
+def test_fused_batchnorm_matches_keras_and_keeps_pytorch_running_variance(affine):
+    x = _x((4, 5, 5, 3)) * 3.0 + 1.0
+    ours, theirs = batch_norm(affine), keras.layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, center=affine, scale=affine
+    )
+    for layer in (ours, theirs):
+        layer.build(x.shape)
+        if affine:
+            layer.gamma.assign(np.array([0.5, 2.0, -1.0], "float32"))
+            layer.beta.assign(np.array([0.1, 0.0, 3.0], "float32"))
+    np.testing.assert_allclose(ours(x, training=True), theirs(x, training=True), rtol=1e-4, atol=1e-4)
+    n = x.size // x.shape[-1]
+    np.testing.assert_allclose(ours.moving_mean, 0.1 * x.mean(axis=(0, 1, 2)), rtol=1e-5)
+    unbiased = x.reshape(-1, 3).var(axis=0, ddof=1)
+    np.testing.assert_allclose(ours.moving_variance, 0.9 + 0.1 * unbiased, rtol=1e-5)
+    np.testing.assert_allclose(theirs.moving_variance, 0.9 + 0.1 * unbiased * (n - 1) / n, rtol=1e-5)
+    ours.moving_variance.assign(theirs.moving_variance)
+    np.testing.assert_allclose(ours(x, training=False), theirs(x, training=False), rtol=1e-4, atol=1e-4)
+
+
+def test_fused_batchnorm_gradient_matches_keras():
+    import tensorflow as tf
+
+    x = tf.constant(_x((4, 5, 5, 3)))
+    grads = []
+    for layer in (batch_norm(), keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5)):
+        layer.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x, training=True) * tf.reshape(tf.range(300.0), x.shape))
+        grads.append(tape.gradient(loss, [x, *layer.trainable_weights]))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
 def test_noise_ignores_its_input():

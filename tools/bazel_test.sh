@@ -17,4 +17,5 @@ exec bazel test \
   --test_env=PATH="$venv/bin:/usr/bin:/bin" \
   --test_env=ITNAS_SHARED_DIR="${ITNAS_SHARED_DIR:-$(dirname "$root")/shared}" \
   --test_env=ITNAS_REQUIRE_SHARED_DATA="${ITNAS_REQUIRE_SHARED_DATA:-0}" \
+  --test_env=ITNAS_REQUIRE_PEER="${ITNAS_REQUIRE_PEER:-0}" \
   "$@" //...

@@ -10,6 +10,15 @@ from itnas_tf.ops.base import register
 MIX_MODES = ("weighted", "transformer")
 
 
+def weighted_sum(weights, outputs):
+    """`sum_i weights[:, i] * outputs[i]` over the outputs that are not `None` (known zeros)."""
+    terms = [weights[:, i, None, None, None] * o for i, o in enumerate(outputs) if o is not None]
+    result = terms[0]
+    for term in terms[1:]:
+        result = result + term
+    return result
+
+
 @register
 class IndicatorTokenBlock(keras.layers.Layer):
     """Reads `n` candidate outputs as tokens beside a learned Indicator Token (IT).
@@ -24,6 +33,9 @@ class IndicatorTokenBlock(keras.layers.Layer):
     every pixel and for every sample. Hence `q_0 . k_j = sum_{h,w} T_j . (W_k q_0)`: the row costs one
     spatial sum per token and a `c`-vector product, never a `d x d` or `(n+1) x (n+1) x d` product.
     `attention_matrix` computes the whole matrix the textbook way (for analysis and tests).
+
+    A token given as `None` is a candidate known to output zeros (`none`), which the caller need not
+    compute: it enters the attention as the zero map (plus its position) it stands for.
 
     The IT row can be accumulated over many batches (mean over samples) for selection:
     `start_collecting()`, run the validation data, `mean_importance()`. Collection is a variable
@@ -90,16 +102,17 @@ class IndicatorTokenBlock(keras.layers.Layer):
 
     def _scores(self, tokens, candidate_mask):
         """Scaled scores `q_0 . k_j / sqrt(d)` of the IT row, `(batch, n + 1)`, in float32."""
-        hw = float(tokens[0].shape[1] * tokens[0].shape[2])
+        real = next(t for t in tokens if t is not None)
+        hw = float(real.shape[1] * real.shape[2])
         # float32 throughout, also under mixed precision: the scores are sums over whole maps
         indicator, position, query, key = (
             ops.cast(w, "float32") for w in (self.indicator, self.position, self.query, self.key)
         )
         q0 = ops.matmul(indicator + position[0], query)  # (c,)
         probe = ops.matmul(key, q0)  # (c,): k_j . q_0 == (sum_hw T_j) . probe
-        pooled = ops.stack(
-            [ops.sum(ops.cast(t, "float32"), axis=(1, 2)) for t in tokens], axis=1
-        )  # (b, n, c)
+        sums = [None if t is None else ops.sum(ops.cast(t, "float32"), axis=(1, 2)) for t in tokens]
+        zero = ops.zeros_like(next(s for s in sums if s is not None))
+        pooled = ops.stack([zero if s is None else s for s in sums], axis=1)  # (b, n, c)
         pooled = pooled + hw * position[1:]
         it_pooled = hw * (indicator + position[0])
         scores = ops.concatenate(
@@ -127,7 +140,9 @@ class IndicatorTokenBlock(keras.layers.Layer):
 
     def attention_matrix(self, tokens, candidate_mask=None):
         """The full `(batch, n+1, n+1)` attention matrix, computed without any shortcut."""
-        stacked = ops.stack([ops.cast(t, "float32") for t in tokens], axis=1)  # (b, n, h, w, c)
+        real = next(t for t in tokens if t is not None)
+        maps = [ops.zeros_like(real) if t is None else t for t in tokens]
+        stacked = ops.stack([ops.cast(t, "float32") for t in maps], axis=1)  # (b, n, h, w, c)
         it = ops.broadcast_to(self.indicator, ops.shape(stacked[:, :1]))
         t = ops.concatenate([it, stacked], axis=1) + self.position[None, :, None, None, :]
         q = ops.einsum("bnhwc,cd->bnhwd", t, self.query)
@@ -150,15 +165,12 @@ class IndicatorTokenBlock(keras.layers.Layer):
         # z = LN(T_0 + sum_{j=0..n} A_0j V T_j), T_0 = IT + p_0, T_j = O_j + p_j. The token-constant
         # parts (the IT, the positions) add up to one c-vector per sample, so no position-shifted copy
         # of a map is made (or kept for the gradient): same value, a fraction of the memory.
-        dtype = tokens[0].dtype
+        dtype = next(t for t in tokens if t is not None).dtype
         value = ops.cast(self.value, "float32")
         it_token = ops.cast(self.indicator + self.position[0], "float32")
         constants = ops.concatenate([it_token[None], ops.cast(self.position[1:], "float32")], axis=0)  # (n+1, c)
         shift = it_token + ops.matmul(ops.matmul(row, constants), value)  # (b, c)
-        weights = ops.cast(row[:, 1:], dtype)
-        mixed = weights[:, 0, None, None, None] * tokens[0]
-        for j in range(1, len(tokens)):
-            mixed = mixed + weights[:, j, None, None, None] * tokens[j]
+        mixed = weighted_sum(ops.cast(row[:, 1:], dtype), tokens)
         z = self.norm_1(ops.matmul(mixed, ops.cast(value, dtype)) + ops.cast(shift, dtype)[:, None, None, :])
         return importance, self.norm_2(z + self.ffn_2(self.ffn_1(z)))
 

@@ -5,8 +5,9 @@ import contextlib
 import keras
 from keras import ops
 
-from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock
+from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock, weighted_sum
 from itnas_tf.ops.base import register
+from itnas_tf.ops.basic import Zero
 from itnas_tf.ops.registry import make_op
 
 
@@ -27,6 +28,10 @@ class MixedLayer(keras.layers.Layer):
 
     Call with `candidate_mask` (`(n,)` or `(batch, n)`, true where active) to let the IT attend
     only over a sampled subset: masked candidates get exactly zero attention and weight.
+
+    A `Zero` candidate (`none`) is never run: its output would be a map of zeros that costs a
+    multiply, a weighting and their gradients to add nothing. The IT reads it as the zero token it
+    is, so importances, outputs and gradients are unchanged.
     """
 
     def __init__(self, candidates, names=None, mix="weighted", ffn_ratio=2, **kwargs):
@@ -72,21 +77,22 @@ class MixedLayer(keras.layers.Layer):
 
     def call(self, x, candidate_mask=None, weights=None):
         """`weights` (`(n,)`, the DARTS strategy's softmaxed alphas) is required with `mix="alphas"`."""
-        outputs = [candidate(x) for candidate in self.candidates]
+        zeros = [isinstance(c, Zero) for c in self.candidates]
+        if all(zeros):
+            zeros[0] = False  # something must give the output its shape
+        outputs = [None if zero else candidate(x) for zero, candidate in zip(zeros, self.candidates)]
+        dtype = next(o.dtype for o in outputs if o is not None)
         if self.block is None:
             if weights is None:
                 raise ValueError(f"MixedLayer '{self.name}' (mix='alphas') needs `weights` at call time.")
-            weights = ops.broadcast_to(ops.cast(weights, outputs[0].dtype), (1, len(outputs)))
+            weights = ops.broadcast_to(ops.cast(weights, dtype), (1, len(outputs)))
         else:
             importance, encoded = self.block(outputs, candidate_mask=candidate_mask)
             if self.mix == "transformer":
                 return encoded
             weights = importance / ops.sum(importance, axis=-1, keepdims=True)
-            weights = ops.cast(weights, outputs[0].dtype)
-        result = weights[:, 0, None, None, None] * outputs[0]
-        for i in range(1, len(outputs)):
-            result = result + weights[:, i, None, None, None] * outputs[i]
-        return result
+            weights = ops.cast(weights, dtype)
+        return weighted_sum(weights, outputs)
 
     def importance(self):
         """`{op name: mean IT attention}` over the samples collected so far."""

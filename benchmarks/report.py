@@ -1,0 +1,148 @@
+"""`docs/benchmarks.md` from the figures the runs wrote (`benchmarks.json`, `peer.json`)."""
+
+from benchmarks.sizes import FAST_PATHS, ONLY_WITH_ALL
+
+QUICK = "**Quick mode: toy sizes, for the smoke test; these figures mean nothing.**"
+
+
+def ratio(a, b):
+    """`a / b` to two places, or "n/a" where `b` is zero (a toy model may not raise the peak memory)."""
+    return f"{a / b:.2f}" if b else "n/a"
+
+
+def suite_section(results):
+    """The default run's part of the report: everything but the peer comparison."""
+    sup, sizes_name, seconds, command = (results[k] for k in ("supernet", "sizes", "seconds", "command"))
+
+    def darts_row(row):
+        return next(r for r in sup if r["space"] == row["space"] and r["strategy"] == "darts")
+
+    lines = [
+        f"Made by `{command}` in {seconds / 60:.1f} min on: {results['machine']}.", "",
+        "Medians over timed steps after warm-up steps. Peak memory: the process's peak resident set less its",
+        "peak before the model was built (each row its own process). CPU figures: this machine has no GPU.", "",
+        "## Supernet: IT against DARTS, same network", "",
+        "| space | C | cells | batch | strategy | mix | train step (s) | selection forward / batch (s) | warm-up incl. tracing (s) "
+        "| peak memory (MB) | step / DARTS step | memory / DARTS memory |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in sup:
+        darts = darts_row(row)
+        cells = row["layers"] * 3 if row["space"] == "nb201" else row["layers"]
+        lines.append(
+            f"| {row['space']} | {row['init_channels']} | {cells} | {row['batch']} | {row['strategy']} | "
+            f"{row['mix'] if row['strategy'] == 'it' else 'alphas'} | {row['step_s']:.3f} | {row['forward_s']:.3f} | "
+            f"{row['warmup_s']:.0f} | {row['peak_mb']:.0f} | {row['step_s'] / darts['step_s']:.2f} | "
+            f"{row['peak_mb'] / darts['peak_mb']:.2f} |"
+        )
+    measured = {(r["space"], r["strategy"], r["mix"]) for r in sup}
+    skipped = [f"the {mix} mix on the {space} supernet" for space, strategy, mix in sorted(ONLY_WITH_ALL)
+               if (space, "darts", "weighted") in measured and (space, strategy, mix) not in measured]
+    if skipped:
+        lines += ["", f"Not measured in this run (`--all` adds it): {', '.join(skipped)}."]
+    lines += ["", "The DARTS step is first-order bilevel: an alpha step on a search-valid batch, then the weight step.",
+              "The edge table below compares the IT with the DARTS weight step alone.", "",
+              "## Selection cost", "",
+              "One pass over search-valid against one training epoch over search-train (the 50/50 split gives both "
+              "the same number of batches):", "",
+              "| space | mix | selection pass / training epoch |", "|---|---|---|"]
+    for row in sup:
+        if row["strategy"] == "it":
+            lines.append(f"| {row['space']} | {row['mix']} | {row['forward_s'] / row['step_s']:.2f} |")
+    grid = [r for r in results["edge"] if r["table"] == "grid"]
+    lines += ["", "## One mixed edge: the IT's share as the edge grows", "",
+              f"Training step of one `MixedLayer` (the heaviest n DARTS ops, {grid[0]['side']}x{grid[0]['side']} input) "
+              "plus a linear head: the IT "
+              "(weighted mix) against the same edge weighted by softmaxed alphas (the DARTS weight step).", "",
+              "| candidates | channels | batch | IT step (s) | alpha step (s) | IT / alphas |", "|---|---|---|---|---|---|"]
+    for it in (r for r in grid if r["mix"] == "weighted"):
+        alphas = next(r for r in grid if r["mix"] == "alphas" and all(r[k] == it[k] for k in ("n", "channels", "batch")))
+        lines.append(f"| {it['n']} | {it['channels']} | {it['batch']} | {it['step_s']:.4f} | {alphas['step_s']:.4f} | "
+                     f"{it['step_s'] / alphas['step_s']:.2f} |")
+    fast = [r for r in results["edge"] if r["table"] == "fast"]
+    lines += ["", "## Fast paths on one edge", "",
+              f"The IT edge step (channels {fast[0]['channels']}, batch {fast[0]['batch']}, every op of the space) with "
+              "XLA (`--jit_compile`) or mixed precision (`--mixed_precision`):", "",
+              "| ops | dtype policy | XLA | step (s) | / float32 |", "|---|---|---|---|---|"]
+    for r in fast:
+        base = next(b for b in fast if b["ops"] == r["ops"] and (b["policy"], b["jit"]) == FAST_PATHS[0])
+        lines.append(f"| {r['ops']} | {r['policy']} | {'yes' if r['jit'] else 'no'} | {r['step_s']:.4f} | "
+                     f"{r['step_s'] / base['step_s']:.2f} |")
+    pipe = results["pipeline"][0]
+    lines += ["", "## Input pipeline", "",
+              f"The real search pipeline (split, shuffle, crop and flip, normalise, prefetch) feeding an NB201 supernet "
+              f"(C={pipe['init_channels']}, {pipe['layers']} cells per stage, batch {pipe['batch']}) over "
+              f"{pipe['steps']} steps: {pipe['wait_share']:.2%} of the time waiting for the next batch "
+              f"(median step {pipe['step_s']:.3f} s).", "",
+              "## Serving the target networks", "",
+              "| network | runtime | batch-1 latency (ms) | throughput at batch "
+              f"{results['serving'][0]['batch']} (images/s) |", "|---|---|---|---|"]
+    for row in results["serving"]:
+        for name in ("keras_predict", "keras_call", "saved_model", "onnxruntime"):
+            lines.append(f"| {row['network']} | {name} | {row[name]['latency_ms']:.2f} | {row[name]['throughput_ips']:.1f} |")
+    if sizes_name == "quick":
+        lines[:0] = [QUICK, ""]
+    return lines
+
+
+def peer_section(peer):
+    """The `--peer` run's part: our supernet against xautodl's, ratios and where the time goes."""
+    lines = [
+        "## Against the PyTorch reference (xautodl)", "",
+        f"Made by `{peer['command']}` in {peer['seconds'] / 60:.1f} min on: {peer['machine']}; "
+        + ", ".join(f"{k} {v}" for k, v in peer["versions"].items())
+        + f"; {peer['threads']} threads each (TensorFlow's default intra-op pool, `torch.set_num_threads`).", "",
+        "Each row its own process, same shapes (32x32 inputs, 10 classes), same weight step (SGD, momentum 0.9, "
+        "weight decay 3e-4, gradient norm clipped at 5). Ours: the IT search step (IT weights and supernet "
+        f"weights, `mix={peer['mix']}`, the default). xautodl: the weight step of its DARTS search (the "
+        "alphas fixed), in PyTorch's default NCHW layout and in `channels_last`. Forward: one batch in "
+        "inference mode, the per-batch cost of a selection pass.", "",
+        "| space | C | cells | batch | implementation | train step (s) | forward / batch (s) | peak memory (MB) "
+        "| step: ours / this | memory: ours / this |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for space in dict.fromkeys(r["space"] for r in peer["rows"]):
+        rows = [r for r in peer["rows"] if r["space"] == space]
+        ours = next(r for r in rows if r["implementation"] == "itnas_tf")
+        theirs = [r for r in rows if r is not ours]
+        for r in [ours, *theirs]:
+            name = "itnas_tf (IT)" if r is ours else f"xautodl DARTS, {r['layout']}"
+            lines.append(
+                f"| {space} | {r['init_channels']} | {r['cells']} | {r['batch']} | {name} | {r['step_s']:.3f} | "
+                f"{r['forward_s']:.3f} | {r['peak_mb']:.0f} | {ratio(ours['step_s'], r['step_s'])} | "
+                f"{ratio(ours['peak_mb'], r['peak_mb'])} |"
+            )
+        best = min(theirs, key=lambda r: r["step_s"])
+        step, memory = ours["step_s"] / best["step_s"], ours["peak_mb"] <= best["peak_mb"]
+        verdicts.append(
+            f"- {space}: step {step:.2f}x xautodl's faster layout ({best['layout']}), target 0.8: "
+            f"{'met' if step <= 0.8 else 'missed'}; peak memory {ratio(ours['peak_mb'], best['peak_mb'])}x, "
+            f"target 1.0: {'met' if memory else 'missed'}."
+        )
+    lines += ["", "Targets (ours against xautodl at its best):", "", *verdicts, "",
+              "### Where the time goes", "",
+              "Share of op time per op type in one training step (TensorFlow: the profiler's op spans on the "
+              "executor threads; PyTorch: `torch.profiler` self CPU time per aten op):", ""]
+    for space in dict.fromkeys(r["space"] for r in peer["rows"]):
+        rows = [r for r in peer["rows"] if r["space"] == space]
+        ours = next(r for r in rows if r["implementation"] == "itnas_tf")
+        best = min((r for r in rows if r is not ours), key=lambda r: r["step_s"])
+        for r, name in ((ours, "itnas_tf"), (best, f"xautodl, {best['layout']}")):
+            shares = ", ".join(f"{op} {share:.0%}" for op, share in r["profile"])
+            lines.append(f"- {space}, {name}: {shares}.")
+    if peer["sizes"] == "quick":
+        lines[2:2] = [QUICK, ""]
+    return lines
+
+
+def render(results=None, peer=None):
+    """The whole report from whichever runs have figures."""
+    lines = ["# Benchmarks", ""]
+    if results:
+        lines += suite_section(results)
+    else:
+        lines += ["No figures of the default run yet: `python -m benchmarks.run`."]
+    if peer:
+        lines += ["", *peer_section(peer)]
+    return "\n".join(lines) + "\n"
