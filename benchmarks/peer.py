@@ -13,7 +13,7 @@ import os
 import statistics
 import time
 
-from benchmarks.workers import op_shares, peak_mb
+from benchmarks.measures import op_shares, peak_mb
 
 MISSING = (
     "--peer needs PyTorch and xautodl, which the project does not install: run "

@@ -35,9 +35,6 @@ import tempfile
 import threading
 import time
 
-import keras
-
-from benchmarks import workers
 from benchmarks.report import render
 from benchmarks.sizes import EDGE_OPS, FAST_PATHS, ONLY_WITH_ALL, PEER_LAYOUTS, SIZES, VARIANTS
 
@@ -53,9 +50,11 @@ def worker_main(spec):
             sys.exit("benchmark worker: the parent went away")
 
     kind = spec.pop("kind")
-    if kind == "peer":
+    if kind == "peer":  # PyTorch alone in its process, no TensorFlow loaded beside it
         from benchmarks.peer import peer_worker as worker
     else:
+        from benchmarks import workers
+
         worker = getattr(workers, f"{kind}_worker")
     print("RESULT " + json.dumps(worker(ready, **spec)), flush=True)
 
@@ -180,6 +179,7 @@ def measure_peer(sizes, parallel, log):
 
 
 def machine():
+    import keras
     import onnxruntime
     import tensorflow as tf
 

@@ -5,18 +5,14 @@ import collections
 import contextlib
 import pathlib
 import re
-import resource
 import statistics
 import tempfile
 import time
 
 import keras
 
+from benchmarks.measures import op_shares, peak_mb
 from benchmarks.sizes import EDGE_OPS
-
-
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_steps(fn, args, count):
@@ -30,13 +26,6 @@ def run_steps(fn, args, count):
             leaf.numpy()
         times.append(time.perf_counter() - start)
     return times
-
-
-def op_shares(seconds, top=8):
-    """`[(op type, share of the op time)]`, the `top` largest, then `("other", rest)`."""
-    total = sum(seconds.values())
-    ranked = [(op, t / total) for op, t in seconds.most_common(top)]
-    return ranked + [("other", 1 - sum(share for _, share in ranked))]
 
 
 def op_profile(fn, args, count=1):
@@ -58,7 +47,7 @@ def op_profile(fn, args, count=1):
         for line in (line for line in plane.lines if line.name.startswith("tf_Compute")):
             for event in line.events:
                 scope, _, op = plane.event_metadata[event.metadata_id].name.rpartition(":")
-                if scope and re.fullmatch(r"_?[A-Z]\w*", op):
+                if scope and op != "Process" and re.fullmatch(r"_?[A-Z]\w*", op):  # "Process": executor spans
                     seconds[re.sub(r"^_Mkl(Native)?", "", op)] += event.duration_ps * 1e-12
     return op_shares(seconds)
 
