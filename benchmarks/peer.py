@@ -11,9 +11,8 @@ a selection pass, in eval mode without gradients. After the timed steps, one ste
 import collections
 import os
 import statistics
-import time
 
-from benchmarks.measures import op_shares, peak_mb
+from benchmarks.measures import op_shares, peak_mb, timed
 
 MISSING = (
     "--peer needs PyTorch and xautodl, which the project does not install: run "
@@ -79,14 +78,6 @@ def peer_worker(ready, space, layout, init_channels, layers, batch, side, warmup
         model.eval()
         with torch.no_grad():
             return model(x)[1].sum().item()
-
-    def timed(fn, count):
-        times = []
-        for _ in range(count):
-            start = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - start)
-        return times
 
     warmup_s = sum(timed(train_step, warmup)) + sum(timed(forward, warmup))
     ready()

@@ -1,6 +1,6 @@
 """`docs/benchmarks.md` from the figures the runs wrote (`benchmarks.json`, `peer.json`)."""
 
-from benchmarks.sizes import FAST_PATHS, ONLY_WITH_ALL
+from benchmarks.sizes import FAST_PATHS, ONLY_WITH_ALL, cells
 
 QUICK = "**Quick mode: toy sizes, for the smoke test; these figures mean nothing.**"
 
@@ -28,9 +28,8 @@ def suite_section(results):
     ]
     for row in sup:
         darts = darts_row(row)
-        cells = row["layers"] * 3 if row["space"] == "nb201" else row["layers"]
         lines.append(
-            f"| {row['space']} | {row['init_channels']} | {cells} | {row['batch']} | {row['strategy']} | "
+            f"| {row['space']} | {row['init_channels']} | {cells(row['space'], row['layers'])} | {row['batch']} | {row['strategy']} | "
             f"{row['mix'] if row['strategy'] == 'it' else 'alphas'} | {row['step_s']:.3f} | {row['forward_s']:.3f} | "
             f"{row['warmup_s']:.0f} | {row['peak_mb']:.0f} | {row['step_s'] / darts['step_s']:.2f} | "
             f"{row['peak_mb'] / darts['peak_mb']:.2f} |"
@@ -101,11 +100,14 @@ def peer_section(peer):
         "| step: ours / this | memory: ours / this |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    verdicts = []
+    groups = []  # (space, our row, xautodl's rows, xautodl's fastest row)
     for space in dict.fromkeys(r["space"] for r in peer["rows"]):
         rows = [r for r in peer["rows"] if r["space"] == space]
         ours = next(r for r in rows if r["implementation"] == "itnas_tf")
         theirs = [r for r in rows if r is not ours]
+        groups.append((space, ours, theirs, min(theirs, key=lambda r: r["step_s"])))
+    verdicts = []
+    for space, ours, theirs, best in groups:
         for r in [ours, *theirs]:
             name = "itnas_tf (IT)" if r is ours else f"xautodl DARTS, {r['layout']}"
             lines.append(
@@ -113,7 +115,6 @@ def peer_section(peer):
                 f"{r['forward_s']:.3f} | {r['peak_mb']:.0f} | {ratio(ours['step_s'], r['step_s'])} | "
                 f"{ratio(ours['peak_mb'], r['peak_mb'])} |"
             )
-        best = min(theirs, key=lambda r: r["step_s"])
         step, memory = ours["step_s"] / best["step_s"], ours["peak_mb"] <= best["peak_mb"]
         verdicts.append(
             f"- {space}: step {step:.2f}x xautodl's faster layout ({best['layout']}), target 0.8: "
@@ -124,10 +125,7 @@ def peer_section(peer):
               "### Where the time goes", "",
               "Share of op time per op type in one training step (TensorFlow: the profiler's op spans on the "
               "executor threads; PyTorch: `torch.profiler` self CPU time per aten op):", ""]
-    for space in dict.fromkeys(r["space"] for r in peer["rows"]):
-        rows = [r for r in peer["rows"] if r["space"] == space]
-        ours = next(r for r in rows if r["implementation"] == "itnas_tf")
-        best = min((r for r in rows if r is not ours), key=lambda r: r["step_s"])
+    for space, ours, _, best in groups:
         for r, name in ((ours, "itnas_tf"), (best, f"xautodl, {best['layout']}")):
             shares = ", ".join(f"{op} {share:.0%}" for op, share in r["profile"])
             lines.append(f"- {space}, {name}: {shares}.")

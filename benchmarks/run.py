@@ -36,7 +36,7 @@ import threading
 import time
 
 from benchmarks.report import render
-from benchmarks.sizes import EDGE_OPS, FAST_PATHS, ONLY_WITH_ALL, PEER_LAYOUTS, SIZES, VARIANTS
+from benchmarks.sizes import EDGE_OPS, FAST_PATHS, ONLY_WITH_ALL, PEER_LAYOUTS, SIZES, VARIANTS, cells
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -172,9 +172,8 @@ def measure_peer(sizes, parallel, log):
     specs = peer_plan(sizes)
     rows = []
     for spec, result in zip(specs, run_workers(specs, parallel, log)):
-        cells = spec["layers"] * 3 if spec["space"] == "nb201" else spec["layers"]
         implementation = "xautodl" if spec["kind"] == "peer" else "itnas_tf"
-        rows.append({**spec, **result, "cells": cells, "implementation": implementation})
+        rows.append({**spec, **result, "cells": cells(spec["space"], spec["layers"]), "implementation": implementation})
     return rows
 
 

@@ -43,3 +43,8 @@ VARIANTS = [("it", "weighted"), ("it", "transformer"), ("darts", "weighted")]
 ONLY_WITH_ALL = {("darts", "it", "transformer")}
 FAST_PATHS = [("float32", False), ("float32", True), ("mixed_bfloat16", False)]  # (dtype policy, XLA)
 PEER_LAYOUTS = ("nchw", "channels_last")
+
+
+def cells(space, layers):
+    """The cell count of a supernet: NB201's `layers` is N, the cells per stage (3N in all)."""
+    return layers * 3 if space == "nb201" else layers

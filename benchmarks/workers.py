@@ -11,7 +11,7 @@ import time
 
 import keras
 
-from benchmarks.measures import op_shares, peak_mb
+from benchmarks.measures import op_shares, peak_mb, timed
 from benchmarks.sizes import EDGE_OPS
 
 
@@ -19,13 +19,11 @@ def run_steps(fn, args, count):
     """Seconds of each of `count` calls of `fn(*args)`, each waited for (its output fetched)."""
     import tensorflow as tf
 
-    times = []
-    for _ in range(count):
-        start = time.perf_counter()
+    def call():
         for leaf in tf.nest.flatten(fn(*args)):
             leaf.numpy()
-        times.append(time.perf_counter() - start)
-    return times
+
+    return timed(call, count)
 
 
 def op_profile(fn, args, count=1):
@@ -219,12 +217,7 @@ def serving_worker(ready, network, repeats, batch, sizes, side):
     ready()
 
     def median_time(fn, x):
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            fn(x)
-            times.append(time.perf_counter() - start)
-        return statistics.median(times)
+        return statistics.median(timed(lambda: fn(x), repeats))
 
     return {
         name: {"latency_ms": 1e3 * median_time(fn, inputs[0]), "throughput_ips": batch / median_time(fn, inputs[1])}
