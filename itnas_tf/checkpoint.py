@@ -23,13 +23,19 @@ def _groups(model, optimizers):
     return {"model": model.variables, **{name: opt.variables for name, opt in optimizers.items()}}
 
 
-def save(path, model, optimizers, state):
-    """Writes the variables of `model` and of each optimizer in `optimizers` (a dict), and `state`."""
+def save(path, model, optimizers, state, write=True):
+    """Writes the variables of `model` and of each optimizer in `optimizers` (a dict), and `state`.
+
+    `write=False` reads them without writing: a non-chief worker must, because reading a variable
+    synchronised on read is a collective every worker joins.
+    """
     arrays = {}
     paths = {}
     for group, variables in _groups(model, optimizers).items():
         paths[group] = [v.path for v in variables]
         arrays.update({f"{group}/{i}": np.asarray(v.numpy()) for i, v in enumerate(variables)})
+    if not write:
+        return
     meta = json.dumps({"state": state, "paths": paths})
     arrays["meta"] = np.frombuffer(meta.encode(), dtype=np.uint8)
     with atomic_write(path, "wb") as f:

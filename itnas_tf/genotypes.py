@@ -295,6 +295,9 @@ class ChainGenotype:
             del data["widths"]
         return json.dumps(data, indent=indent)
 
+    def __str__(self):
+        return self.to_json()
+
 
 PROXYLESS_GPU = ChainGenotype(
     ops=(

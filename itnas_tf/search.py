@@ -1,18 +1,22 @@
-"""`python -m itnas_tf.search --flagfile=configs/quickstart.cfg`: a cell-space architecture search.
+"""`python -m itnas_tf.search --flagfile=configs/quickstart.cfg`: an architecture search.
 
-Flags on the command line override the flagfile. See `Searcher` for what a run does and writes.
+Flags on the command line override the flagfile. See `Searcher` for what a run does and writes
+(`ChainSearcher` for the chain spaces).
 """
 
 import sys
 
+import tensorflow as tf
 from absl import app, flags
 
+from itnas_tf.chain_searcher import ChainSearcher
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.data import AUGMENTATIONS
+from itnas_tf.distribution import DISTRIBUTIONS
 from itnas_tf.engine import MIX_MODES, STRATEGIES
 from itnas_tf.genotypes import GenotypeError
 from itnas_tf.searcher import DEFAULTS, Searcher
-from itnas_tf.spaces import SPACES
+from itnas_tf.spaces import CHAIN_SPACES, SPACES
 
 flags.DEFINE_enum("space", DEFAULTS["space"], list(SPACES), "Search space (DESIGN.md 3).")
 flags.DEFINE_string(
@@ -21,12 +25,16 @@ flags.DEFINE_string(
     "tensorflow-datasets name (cifar10, cifar100, svhn_cropped, ...).",
 )
 flags.DEFINE_string("data_dir", None, "tensorflow-datasets data folder (where datasets are prepared).")
+flags.DEFINE_string("search_train_split", None, "Stream search-train from this tfds split of --dataset (e.g. train[:10%]) instead of splitting the training set 50/50 in memory.")
+flags.DEFINE_string("search_valid_split", None, "Stream search-valid from this tfds split (e.g. train[10%:12.5%]); with --search_train_split.")
+flags.DEFINE_integer("input_size", None, "Streamed search data: the side images are brought to (default 224).", lower_bound=8)
 flags.DEFINE_enum("augment", DEFAULTS["augment"], list(AUGMENTATIONS), "Search-train augmentation; auto: none for digits, crop for SVHN, crop+flip otherwise.")
 flags.DEFINE_enum("strategy", DEFAULTS["strategy"], list(STRATEGIES), "it: Indicator Tokens; darts: the DARTS baseline (alphas, first-order).")
 flags.DEFINE_enum("mix", DEFAULTS["mix"], list(MIX_MODES), "What a mixed edge returns under the IT strategy (see README).")
 flags.DEFINE_integer("epochs", DEFAULTS["epochs"], "Search epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", DEFAULTS["batch_size"], "Batch size.", lower_bound=1)
-flags.DEFINE_float("learning_rate", DEFAULTS["learning_rate"], "Initial SGD learning rate (cosine decay to 0).", lower_bound=0)
+flags.DEFINE_float("learning_rate", DEFAULTS["learning_rate"], "Initial SGD learning rate (cosine decay to --final_learning_rate).", lower_bound=0)
+flags.DEFINE_float("final_learning_rate", DEFAULTS["final_learning_rate"], "Where the cosine schedule ends (DARTS: 0; ProxylessNAS/SPOS ImageNet: 5e-4).", lower_bound=0)
 flags.DEFINE_float("momentum", DEFAULTS["momentum"], "SGD momentum.", lower_bound=0, upper_bound=1)
 flags.DEFINE_float("weight_decay", DEFAULTS["weight_decay"], "Decoupled weight decay of the network weights.", lower_bound=0)
 flags.DEFINE_float("grad_clip", DEFAULTS["grad_clip"], "Global gradient-norm clip (0: none).", lower_bound=0)
@@ -46,6 +54,24 @@ flags.DEFINE_bool(
     "jit_compile", DEFAULTS["jit_compile"],
     "XLA-compile the training and selection steps. Off by default: see docs/benchmarks.md for when it pays.",
 )
+flags.DEFINE_integer(
+    "paths_per_step", DEFAULTS["paths_per_step"],
+    "Chain spaces: candidates sampled per layer and step, the IT attending over them (1: plain SPOS).", lower_bound=1,
+)
+flags.DEFINE_bool("se", DEFAULTS["se"], "Chain spaces: MBConv candidates with squeeze-and-excitation.")
+flags.DEFINE_string("widths", DEFAULTS["widths"], "Chain spaces: the supernet's widths as JSON {stem, first, stages, head} (default: reference.md's ProxylessNAS-GPU widths).")
+flags.DEFINE_float("max_madds", DEFAULTS["max_madds"], "Chain spaces: the MAdds budget of the target network (mobile setting: 600M).", lower_bound=1)
+flags.DEFINE_string("target_widths", DEFAULTS["target_widths"], "Chain spaces: the widths the budget is counted at (JSON; default: the reference widths).")
+flags.DEFINE_integer("target_input_size", DEFAULTS["target_input_size"], "Chain spaces: the input side the budget is counted at.", lower_bound=1)
+flags.DEFINE_integer("target_classes", DEFAULTS["target_classes"], "Chain spaces: the classes of the network the budget is counted on.", lower_bound=1)
+flags.DEFINE_enum(
+    "distribution", DEFAULTS["distribution"], list(DISTRIBUTIONS),
+    "mirrored: every local GPU (MirroredStrategy); multi_worker: the machines of TF_CONFIG (MultiWorkerMirroredStrategy). "
+    "--batch_size is the global batch either way.",
+)
+flags.DEFINE_integer("cpu_replicas", DEFAULTS["cpu_replicas"], "With --distribution=mirrored on a machine without GPUs: split the CPU into N logical devices.", lower_bound=0)
+flags.DEFINE_bool("sync_batch_norm", DEFAULTS["sync_batch_norm"], "With several replicas: BatchNorm statistics of the global batch, so a step does not depend on the replica count.")
+flags.DEFINE_float("worker_timeout", DEFAULTS["worker_timeout"], "multi_worker: seconds to wait for the workers of TF_CONFIG, and for any collective.", lower_bound=1)
 flags.DEFINE_string("output_dir", "runs/search", "Where the result files go.")
 flags.DEFINE_bool("resume", False, "Continue the search in --output_dir from its last checkpoint.")
 flags.DEFINE_bool("overwrite", False, "Replace another run's result in --output_dir.")
@@ -60,11 +86,16 @@ def main(argv):
     config = {
         f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__]) if f.name not in RUN_CONTROL
     }
-    searcher = Searcher(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir)
     try:
-        searcher.run()
+        kind = ChainSearcher if config["space"] in CHAIN_SPACES else Searcher
+        kind(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir).run()
     except (FileExistsError, FloatingPointError, CheckpointError, GenotypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
+        first = str(e.message).strip().splitlines()[0]
+        print(f"error: another worker stopped answering ({type(e).__name__}: {first}). The last checkpoint in "
+              f"{FLAGS.output_dir} is kept: start every worker again with --resume.", file=sys.stderr)
         sys.exit(2)
 
 

@@ -16,9 +16,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from itnas_tf import checkpoint, plots, precision, run_dir, spaces
+from itnas_tf import checkpoint, distribution, plots, precision, run_dir, spaces
 from itnas_tf.counting import count
-from itnas_tf.data import search_data
+from itnas_tf.data import DataError, search_data, streaming_search_data
 from itnas_tf.engine import collecting_importance
 from itnas_tf.networks import target_network
 from itnas_tf.results import write_json_atomic, write_text_atomic
@@ -27,14 +27,22 @@ CHECKPOINT = "checkpoint.npz"
 OUTPUTS = ("result.json", "genotype.txt", "genotype.png", "trajectory.json", CHECKPOINT, "tensorboard")
 # Settings a resumed run must share with the checkpoint; the optimizer's may change (e.g. a lower
 # learning rate after a non-finite loss).
-IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "batch_size", "augment")
+IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "batch_size", "augment",
+            "search_train_split", "search_valid_split", "input_size")
 # The settings of a search (the search CLI's flags, less where it runs) and their defaults.
 DEFAULTS = {
     "space": "nb201", "dataset": "digits", "augment": "auto", "strategy": "it", "mix": "weighted",
-    "epochs": 50, "batch_size": 64, "learning_rate": 0.025, "momentum": 0.9, "weight_decay": 3e-4,
+    "epochs": 50, "batch_size": 64, "learning_rate": 0.025, "final_learning_rate": 0.0, "momentum": 0.9, "weight_decay": 3e-4,
     "grad_clip": 5.0, "arch_learning_rate": 3e-4, "arch_weight_decay": 1e-3, "init_channels": None,
     "layers": None, "target_channels": None, "target_layers": None, "seed": 0, "deterministic": True,
     "mixed_precision": False, "jit_compile": False,
+    # streamed search data (ImageNet)
+    "search_train_split": None, "search_valid_split": None, "input_size": None,
+    # chain spaces
+    "paths_per_step": 2, "se": False, "widths": None, "max_madds": 600e6, "target_widths": None,
+    "target_input_size": 224, "target_classes": 1000,
+    # where it trains
+    "distribution": "none", "cpu_replicas": 0, "sync_batch_norm": True, "worker_timeout": 600.0,
 }
 
 
@@ -51,7 +59,12 @@ class Searcher:
 
     Override `select` to change how a genotype is read from the trained supernet, or `summary`
     to change what is printed at the end.
+
+    Under `distribution="multi_worker"` every worker runs this; only the chief writes files (all
+    workers must see `output_dir`, e.g. on a shared filesystem, to resume).
     """
+
+    identity = IDENTITY
 
     def __init__(self, config, output_dir, resume=False, overwrite=False, data_dir=None):
         self.config = dict(config)
@@ -65,36 +78,40 @@ class Searcher:
     # The run
 
     def run(self):
+        c = {**DEFAULTS, **self.config}
+        self.strategy = distribution.make_strategy(c["distribution"], c["cpu_replicas"], c["worker_timeout"])
+        self.chief = distribution.is_chief(self.strategy)
         with precision.dtype_policy(self.config.get("mixed_precision", False)) as policy:
             self.policy = policy
             return self._run()
 
     def _run(self):
-        run_dir.prepare(self.out, ("result.json", CHECKPOINT), OUTPUTS, self.resume, self.overwrite, "search result")
+        if self.chief:
+            run_dir.prepare(self.out, ("result.json", CHECKPOINT), OUTPUTS, self.resume, self.overwrite, "search result")
         c = self.config
         path = self.out / CHECKPOINT
         resuming = self.resume and path.exists()
         if resuming:
-            run_dir.check_same_run(self.out, checkpoint.load_state(path)["config"], self.config, IDENTITY, "search")
+            run_dir.check_same_run(self.out, checkpoint.load_state(path)["config"], self.config, self.identity, "search")
         keras.utils.set_random_seed(c["seed"])
         if c.get("deterministic", True):
             tf.config.experimental.enable_op_determinism()
         layers = c["layers"] or spaces.DEFAULT_SIZES[c["space"]][1]
-        self.data = search_data(
-            c["dataset"], c["batch_size"], c["seed"], 2 ** self.module.reductions(layers),
-            c.get("augment", "auto"), self.data_dir,
-        )
-        model, optimizers = self.build(self.data)
+        self.data = self.load_data(2 ** self.module.reductions(layers))
+        with self.strategy.scope():
+            model, optimizers = self.build(self.data)
         state = {"epoch": 0, "trajectory": [], "seconds": 0.0, "config": c}
         if resuming:
             state = checkpoint.restore(path, model, optimizers)
             state["config"] = c
             logging.info("resuming %s after epoch %d", path, state["epoch"])
-        writer = tf.summary.create_file_writer(str(self.out / "tensorboard" / "selection"))
-        tensorboard = keras.callbacks.TensorBoard(str(self.out / "tensorboard"), write_graph=False)
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if self.chief:
+            writer = tf.summary.create_file_writer(str(self.out / "tensorboard" / "selection"))
+            callbacks.append(keras.callbacks.TensorBoard(str(self.out / "tensorboard"), write_graph=False))
         for epoch in range(state["epoch"], c["epochs"]):
             start = time.perf_counter()
-            logs = self.train_epoch(model, epoch, [keras.callbacks.TerminateOnNaN(), tensorboard])
+            logs = self.train_epoch(model, epoch, callbacks)
             if not math.isfinite(logs.get("loss", math.nan)):
                 raise run_dir.non_finite(epoch, path, state["epoch"])
             table, genotype, selection_seconds = self.select(model)
@@ -103,20 +120,22 @@ class Searcher:
             state["trajectory"].append(
                 {"epoch": epoch + 1, "genotype": str(genotype), **logs, "selection_seconds": selection_seconds, "importance": table}
             )
-            with writer.as_default(step=epoch + 1):
-                for edge, row in table.items():
-                    for op, value in row.items():
-                        tf.summary.scalar(f"importance/{edge}/{op}", value)
-            writer.flush()
-            checkpoint.save(path, model, optimizers, state)
-            write_json_atomic(self.out / "trajectory.json", state["trajectory"])
+            checkpoint.save(path, model, optimizers, state, write=self.chief)  # reads on every worker
+            if self.chief:
+                with writer.as_default(step=epoch + 1):
+                    for edge, row in table.items():
+                        for op, value in row.items():
+                            tf.summary.scalar(f"importance/{edge}/{op}", value)
+                writer.flush()
+                write_json_atomic(self.out / "trajectory.json", state["trajectory"])
             logging.info("epoch %d/%d: %s", epoch + 1, c["epochs"], genotype)
         result = self.result(model, state)
-        write_text_atomic(self.out / "genotype.txt", result["genotype"] + "\n")
-        write_json_atomic(self.out / "result.json", result)
-        self.draw(result)
         print(self.summary(result))
-        print(f"\nwrote {self.out / 'result.json'}")
+        if self.chief:
+            write_text_atomic(self.out / "genotype.txt", result["genotype"] + "\n")
+            write_json_atomic(self.out / "result.json", result)
+            self.draw(result)
+            print(f"\nwrote {self.out / 'result.json'}")
         return result
 
     # ---------------------------------------------------------------------------------------------
@@ -126,10 +145,12 @@ class Searcher:
         """The compiled supernet and its built optimizers `{name: optimizer}` (checkpointed)."""
         c = self.config
         model = spaces.supernet(
-            c["space"], data.num_classes, c["init_channels"], c["layers"], mix=c["mix"], strategy=c["strategy"]
+            c["space"], data.num_classes, c["init_channels"], c["layers"], mix=c["mix"], strategy=c["strategy"],
+            **self.supernet_settings(),
         )
         steps = -(-data.train_size // c["batch_size"])
-        schedule = keras.optimizers.schedules.CosineDecay(c["learning_rate"], c["epochs"] * steps)
+        final = c.get("final_learning_rate", 0.0) / c["learning_rate"] if c["learning_rate"] else 0.0
+        schedule = keras.optimizers.schedules.CosineDecay(c["learning_rate"], c["epochs"] * steps, alpha=final)
         optimizer = keras.optimizers.SGD(
             schedule, momentum=c["momentum"], weight_decay=c["weight_decay"] or None,
             global_clipnorm=c["grad_clip"] or None,
@@ -146,13 +167,29 @@ class Searcher:
             metrics=["accuracy"],
             jit_compile=c.get("jit_compile", False),
         )
-        model(next(iter(data.valid))[0][:2])  # build, so a checkpoint can be assigned
-        optimizer.build(model.trainable_variables)
+        model.build_for_fit(next(iter(data.valid)))  # so a checkpoint can be assigned
+        if self.strategy.num_replicas_in_sync > 1 and c.get("sync_batch_norm", True):
+            distribution.synchronize_batch_norm(model)
         optimizers = {"optimizer": optimizer}
         if arch_optimizer is not None:
-            arch_optimizer.build(model.arch_weights)
             optimizers["arch_optimizer"] = arch_optimizer
         return model, optimizers
+
+    def load_data(self, divisor):
+        """Search-train and search-valid: the training set split 50/50 in memory, or two streamed tfds
+        splits (`search_train_split`, `search_valid_split`) at `input_size`."""
+        c, replicas = {**DEFAULTS, **self.config}, self.strategy.num_replicas_in_sync
+        if not (c["search_train_split"] or c["search_valid_split"] or c["input_size"]):
+            return search_data(c["dataset"], c["batch_size"], c["seed"], divisor, c["augment"], self.data_dir, replicas)
+        side = c["input_size"] or 224
+        if side % divisor:
+            raise DataError(f"--input_size={side}: the supernet halves it until it needs sides divisible by {divisor}.")
+        return streaming_search_data(c["dataset"], c["search_train_split"], c["search_valid_split"], side,
+                                     c["batch_size"], c["seed"], c["augment"], self.data_dir, replicas)
+
+    def supernet_settings(self):
+        """Keyword arguments of `spaces.supernet` beyond the cell sizes (none for the cell spaces)."""
+        return {}
 
     def train_epoch(self, model, epoch, callbacks):
         """One epoch of `fit`; returns its logs (`loss`, `accuracy`)."""
@@ -219,26 +256,30 @@ class Searcher:
         """`genotype.png` beside `result.json`: the cells, each edge with its op's importance and the
         runner-up's. A picture that cannot be drawn is reported; the result stands."""
         try:
-            used = plots.write(
-                plots.picture(self.module.parse(result["genotype"]), result["importance"]), self.out / "genotype.png"
-            )
+            used = plots.write(self.figure(result), self.out / "genotype.png")
             logging.info("drew %s with %s", self.out / "genotype.png", used)
         except (plots.PlotError, OSError) as e:
             logging.warning("genotype.png was not drawn: %s", e)
 
-    def summary(self, result):
-        """The genotype and a per-edge table of importances (the chosen op starred)."""
-        table = result["importance"]
-        ops = list(dict.fromkeys(op for row in table.values() for op in row))
-        width = max(len(op) for op in ops) + 1
+    def figure(self, result):
+        """The matplotlib figure of `genotype.png`."""
+        return plots.picture(self.module.parse(result["genotype"]), result["importance"])
+
+    def headline(self, result):
+        """The lines of `summary` above the importance table."""
         t = result["target"]
-        lines = [
+        return [
             f"genotype: {result['genotype']}",
             f"target {t['network']} (C={t['init_channels']}, {t['layers']} cells, input {t['input_shape']}): "
             f"{t['params'] / 1e6:.3f}M params, {t['madds'] / 1e6:.2f}M MAdds",
-            "",
-            " " * 12 + "".join(f"{op:>{width}}" for op in ops),
         ]
+
+    def summary(self, result):
+        """`headline` and a per-edge table of importances (each edge's argmax starred)."""
+        table = result["importance"]
+        ops = list(dict.fromkeys(op for row in table.values() for op in row))
+        width = max(len(op) for op in ops) + 1
+        lines = [*self.headline(result), "", " " * 12 + "".join(f"{op:>{width}}" for op in ops)]
         for edge, row in table.items():
             best = max(row, key=row.get)
             cells = [

@@ -89,3 +89,24 @@ def test_image_folder_with_train_and_test_subfolders(tmp_path):
     (tmp_path / "flat" / "cat").mkdir(parents=True)
     with pytest.raises(DataError, match="no test split"):
         load_arrays(f"folder:{tmp_path / 'flat'}", split="test")
+
+
+def test_streamed_search_splits_are_seeded_per_epoch_and_feed_a_search(tmp_path):
+    from itnas_tf.data import streaming_search_data
+    from itnas_tf.searcher import Searcher, search_config
+
+    splits = {"search_train_split": "train[:50%]", "search_valid_split": "train[50%:]", "input_size": 32}
+    with tfds.testing.mock_data(num_examples=16):
+        data = streaming_search_data("imagenet2012", splits["search_train_split"], splits["search_valid_split"], 32,
+                                     batch_size=4, seed=0, data_dir=str(tmp_path / "tfds"))
+        # mock_data gives every split, sliced or not, its num_examples
+        assert (data.train_size, data.valid_size, data.num_classes) == (16, 16, 1000)
+        first = [x.numpy() for x, _ in data.train(0)]
+        assert first[0].shape == (4, 32, 32, 3) and len(first) == 4
+        assert all(np.array_equal(a, x.numpy()) for a, (x, _) in zip(first, data.train(0)))
+        assert not np.array_equal(first[0], next(iter(data.train(1)))[0].numpy())
+        assert [y.numpy().tolist() for _, y in data.valid] == [y.numpy().tolist() for _, y in data.valid]
+        config = search_config(space="nb201", dataset="imagenet2012", epochs=1, batch_size=4, init_channels=4, layers=1,
+                               target_layers=1, **splits)
+        result = Searcher(config, tmp_path / "run", data_dir=str(tmp_path / "tfds")).run()
+    assert result["target"]["input_shape"] == [32, 32, 3] and result["flags"]["search_train_split"] == "train[:50%]"

@@ -53,6 +53,14 @@ def split_indices(n, seed):
     return np.sort(order[: n // 2]), np.sort(order[n // 2:])
 
 
+def batched(ds, batch_size, min_batch=1):
+    """`ds` in batches; a final batch of fewer than `min_batch` images is left out."""
+    ds = ds.batch(batch_size)
+    if min_batch > 1:
+        ds = ds.filter(lambda x, y: tf.shape(x)[0] >= min_batch)
+    return ds
+
+
 @dataclasses.dataclass
 class SearchData:
     """The two halves of a source's training set, as `tf.data` pipelines per epoch.
@@ -60,6 +68,9 @@ class SearchData:
     `train(epoch)`: search-train, shuffled and augmented (standard CIFAR augmentation: pad by 1/8
     of the side, random crop, horizontal flip). `arch(epoch)`: search-valid shuffled, for the DARTS
     strategy's architecture steps. `valid`: search-valid in order, for the selection pass.
+
+    `min_batch`: a final batch with fewer images is left out. A run on R replicas sets it to R, since
+    a replica given no image fails (TensorFlow's CPU convolutions refuse an empty batch).
     """
 
     x: np.ndarray
@@ -71,6 +82,10 @@ class SearchData:
     augment: str
     mean: np.ndarray
     std: np.ndarray
+    min_batch: int = 1
+
+    def _batch(self, ds):
+        return batched(ds, self.batch_size, self.min_batch)
 
     @property
     def num_classes(self):
@@ -95,20 +110,20 @@ class SearchData:
 
     def train(self, epoch):
         ds = self._shuffled(self.train_idx, 0, epoch, self.augment != "none")
-        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return self._batch(ds).prefetch(tf.data.AUTOTUNE)
 
     def arch(self, epoch):
         ds = self._shuffled(self.valid_idx, 1, epoch, augment=False)
-        return ds.batch(self.batch_size).repeat().prefetch(tf.data.AUTOTUNE)
+        return self._batch(ds).repeat().prefetch(tf.data.AUTOTUNE)
 
     @property
     def valid(self):
         ds = tf.data.Dataset.from_tensor_slices((self.x[self.valid_idx], self.y[self.valid_idx]))
         ds = ds.map(lambda x, y: (normalize(x, self.mean, self.std), y), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return self._batch(ds).prefetch(tf.data.AUTOTUNE)
 
 
-def search_data(name, batch_size, seed, divisor=1, augment="auto", data_dir=None):
+def search_data(name, batch_size, seed, divisor=1, augment="auto", data_dir=None, min_batch=1):
     """Loads `name` and splits its training set 50/50 by `seed`.
 
     Args:
@@ -133,4 +148,6 @@ def search_data(name, batch_size, seed, divisor=1, augment="auto", data_dir=None
     xf = x[train_idx].astype("float32") / 255.0
     mean = xf.mean(axis=(0, 1, 2))
     std = xf.std(axis=(0, 1, 2)) + 1e-6
-    return SearchData(x, y, train_idx, valid_idx, batch_size, seed, augment, mean, std)
+    if batch_size < min_batch:
+        raise DataError(f"--batch_size={batch_size} is smaller than the {min_batch} replicas it is split over.")
+    return SearchData(x, y, train_idx, valid_idx, batch_size, seed, augment, mean, std, min_batch)

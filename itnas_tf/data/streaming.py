@@ -126,6 +126,15 @@ def streaming_data(name, test_name=None, input_size=224, batch_size=128, seed=0,
     train, builder = tfds_dataset(name, data_dir, "train")
     test, _ = tfds_dataset(test_name, data_dir, "test")
     num_classes = builder.info.features[builder.info.supervised_keys[1]].num_classes
+    mean, std = stats(name, train, input_size)
+    return StreamingData(
+        name, test_name, data_dir, input_size, num_classes, _size(train), _size(test), batch_size, seed,
+        auto_augment(name, augment), cutout_size, mean, std,
+    )
+
+
+def stats(name, train, input_size):
+    """Per-channel `(mean, std)` of 0-1 pixels: ImageNet's for ImageNet, else estimated on training images."""
     if name.startswith("imagenet"):
         mean, std = (np.asarray(v, "float32") for v in IMAGENET_STATS)
     else:
@@ -134,7 +143,4 @@ def streaming_data(name, test_name=None, input_size=224, batch_size=128, seed=0,
             for x, _ in train.take(STATS_IMAGES)
         ])
         mean, std = sample.mean(axis=(0, 1, 2)), sample.std(axis=(0, 1, 2)) + 1e-6
-    return StreamingData(
-        name, test_name, data_dir, input_size, num_classes, _size(train), _size(test), batch_size, seed,
-        auto_augment(name, augment), cutout_size, np.asarray(mean, "float32"), np.asarray(std, "float32"),
-    )
+    return np.asarray(mean, "float32"), np.asarray(std, "float32")

@@ -193,13 +193,13 @@ class IndicatorTokenBlock(keras.layers.Layer):
 
     def mean_importance(self):
         """Mean IT attention per candidate over all collected samples, as a numpy array."""
-        count = float(ops.convert_to_numpy(self.importance_count.value))
+        count = float(self.importance_count.numpy())  # not np.array(.value): fails on replicas
         if count == 0:
             raise RuntimeError(
                 f"{self.name}: no importance was collected; call start_collecting() and run data "
                 "through the model first."
             )
-        return ops.convert_to_numpy(self.importance_sum.value) / count
+        return self.importance_sum.numpy() / count
 
     def get_config(self):
         config = {

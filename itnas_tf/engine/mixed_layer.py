@@ -27,7 +27,9 @@ class MixedLayer(keras.layers.Layer):
         ffn_ratio: FFN width multiple of the encoder (`"transformer"` mix only).
 
     Call with `candidate_mask` (`(n,)` or `(batch, n)`, true where active) to let the IT attend
-    only over a sampled subset: masked candidates get exactly zero attention and weight.
+    only over a sampled subset: masked candidates get exactly zero attention and weight. A mask of
+    the whole batch (`(n,)`, SPOS-style path sampling) also skips them (`cond`): a masked candidate
+    is not computed, gets no gradient and leaves its BatchNorm statistics alone.
 
     A `Zero` candidate (`none`) is never run: its output would be a map of zeros that costs a
     multiply, a weighting and their gradients to add nothing. The IT reads it as the zero token it
@@ -72,6 +74,7 @@ class MixedLayer(keras.layers.Layer):
                 f"shapes ({listing}). Every candidate must produce the same shape: give them the same "
                 "stride and output width."
             )
+        self.output_shape_ = shapes[0]
         if self.block is not None and not self.block.built:
             self.block.build(shapes[0])
 
@@ -80,7 +83,8 @@ class MixedLayer(keras.layers.Layer):
         zeros = [isinstance(c, Zero) for c in self.candidates]
         if all(zeros):
             zeros[0] = False  # something must give the output its shape
-        outputs = [None if zero else candidate(x) for zero, candidate in zip(zeros, self.candidates)]
+        outputs = [None if zero else candidate(x) for zero, candidate in zip(zeros, self.candidates)] \
+            if candidate_mask is None or len(candidate_mask.shape) != 1 else self._run_sampled(x, zeros, candidate_mask)
         dtype = next(o.dtype for o in outputs if o is not None)
         if self.block is None:
             if weights is None:
@@ -93,6 +97,19 @@ class MixedLayer(keras.layers.Layer):
             weights = importance / ops.sum(importance, axis=-1, keepdims=True)
             weights = ops.cast(weights, dtype)
         return weighted_sum(weights, outputs)
+
+    def _run_sampled(self, x, zeros, mask):
+        """The outputs with the candidates that `mask` leaves out replaced by zeros, uncomputed."""
+        outputs = []
+        for zero, candidate, active in zip(zeros, self.candidates, ops.unstack(ops.cast(mask, "bool"))):
+            if zero:
+                outputs.append(None)
+                continue
+            shape = (ops.shape(x)[0], *self.output_shape_[1:])
+            outputs.append(
+                ops.cond(active, lambda c=candidate: c(x), lambda c=candidate: ops.zeros(shape, c.compute_dtype))
+            )
+        return outputs
 
     def importance(self):
         """`{op name: mean IT attention}` over the samples collected so far."""

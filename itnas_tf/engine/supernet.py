@@ -5,6 +5,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from itnas_tf.distribution import multi_worker
+
 STRATEGIES = ("it", "darts")
 
 
@@ -34,6 +36,7 @@ class Supernet(keras.Model):
         self.arch_weights = []
         self._alpha_index = {}
         self.arch_optimizer = None
+        self._built_for_fit = False
 
     def add_alphas(self, group, num_edges, num_ops):
         """DARTS's `1e-3 * randn` architecture parameters of one group (DARTS strategy only)."""
@@ -82,11 +85,32 @@ class Supernet(keras.Model):
                 self.arch_optimizer = keras.optimizers.LossScaleOptimizer(self.arch_optimizer)
         super().compile(**kwargs)
 
+    def build_for_fit(self, batch):
+        """Builds the layers, the compiled loss and metrics and the optimizers from one batch `(x, y)`.
+
+        `fit` would build them itself from a distributed batch, reduced with the strategy, which
+        `MultiWorkerMirroredStrategy` cannot do (keras-team/keras#20585); built here, `fit` skips it.
+        """
+        x, y = batch
+        self(x[:2])
+        self._symbolic_build(data_batch=(x[:2], y[:2]))
+        if self.arch_optimizer is not None:
+            self.arch_optimizer.build(self.arch_weights)
+        self._built_for_fit = True
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if not self._built_for_fit:
+            super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def train_step(self, data):
         if self.strategy == "darts":
             data, (x_valid, y_valid) = data
             self._arch_step(x_valid, y_valid)
-        return super().train_step(data)
+        logs = super().train_step(data)
+        if multi_worker(self.distribute_strategy):
+            # Keras averages the logs of a multi-worker step over axis 0, which a scalar lacks.
+            logs = {name: ops.reshape(value, (1,)) for name, value in logs.items()}
+        return logs
 
     def _arch_step(self, x, y):
         arch = [w.value for w in self.arch_weights]

@@ -8,6 +8,7 @@ a 1x1 head conv with BN and ReLU6, global pooling and a dense classifier.
 import keras
 from keras import ops
 
+from itnas_tf.counting import count
 from itnas_tf.genotypes import ChainGenotype, GenotypeError
 from itnas_tf.ops import MBConv, batch_norm, make_op
 from itnas_tf.ops.base import register, same_padding
@@ -77,3 +78,14 @@ class ChainNetwork(keras.Model):
 
     def get_config(self):
         return {**super().get_config(), "genotype": self.genotype.to_json()}
+
+
+def block_madds(genotype):
+    """`(MAdds per searchable block (0 where `zero`), {"params", "madds"} of the network)` at the
+    genotype's input size and classes."""
+    network = ChainNetwork(genotype)
+    blocks = [block for block, _ in network.blocks]
+    side = genotype.input_size
+    cost = count(network, (side, side, 3), by=[b for b in blocks if b is not None])
+    per_block = iter(cost.pop("by"))
+    return [0 if block is None else next(per_block) for block in blocks], cost

@@ -6,8 +6,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only; no display needed
 from matplotlib import pyplot as plt  # noqa: E402
 
-from itnas_tf.counting import count  # noqa: E402
-from itnas_tf.networks.proxyless import ChainNetwork, block_plan  # noqa: E402
+from itnas_tf.networks.proxyless import block_madds, block_plan  # noqa: E402
 
 MOBILE_MADDS = 600e6
 
@@ -16,15 +15,10 @@ def chain_blocks(genotype):
     """`(rows, total)`: per searchable block `{op, width, stride, madds}` (0 for a skipped block) at
     the genotype's input size, and the whole network's params and MAdds."""
     plan, _ = block_plan(genotype)
-    network = ChainNetwork(genotype)
-    blocks = [block for block, _ in network.blocks]
-    present = [b for b in blocks if b is not None]
-    side = genotype.input_size
-    cost = count(network, (side, side, 3), by=present)
-    per_block = iter(cost.pop("by"))
+    per_block, cost = block_madds(genotype)
     rows = [
-        {"op": op, "width": width, "stride": stride, "madds": 0 if block is None else next(per_block)}
-        for (op, width, stride, _), block in zip(plan, blocks)
+        {"op": op, "width": width, "stride": stride, "madds": madds}
+        for (op, width, stride, _), madds in zip(plan, per_block)
     ]
     return rows, cost
 

@@ -1,23 +1,33 @@
-"""The cell search spaces: `darts` and RobustDARTS's `s1`..`s4` (`darts.py`), `nb201` (`nb201.py`)."""
+"""The search spaces: the cells `darts` and RobustDARTS's `s1`..`s4` (`darts.py`), `nb201`
+(`nb201.py`), and the chain `proxyless` (`proxyless.py`)."""
 
-from itnas_tf.spaces import darts, nb201
+from itnas_tf.spaces import darts, nb201, proxyless
 
-SPACES = ("darts", "s1", "s2", "s3", "s4", "nb201")
+CELL_SPACES = ("darts", "s1", "s2", "s3", "s4", "nb201")
+CHAIN_SPACES = ("proxyless",)
+SPACES = CELL_SPACES + CHAIN_SPACES
 
-# (init_channels, layers) of the paper's search supernets.
-DEFAULT_SIZES = {**{s: (16, 8) for s in SPACES[:5]}, "nb201": (16, 5)}
+# (init_channels, layers) of the paper's search supernets; a chain's sizes are its widths.
+DEFAULT_SIZES = {**{s: (16, 8) for s in CELL_SPACES[:5]}, "nb201": (16, 5), "proxyless": (None, None)}
 
 
 def space_module(space):
     """The module holding `space`'s supernet and its rules: `reductions(layers)`, `derive(table)`."""
     if space not in SPACES:
         raise ValueError(f"Unknown space {space!r}; known: {', '.join(SPACES)}.")
-    return nb201 if space == "nb201" else darts
+    return {"nb201": nb201, "proxyless": proxyless}.get(space, darts)
 
 
-def supernet(space, num_classes, init_channels=None, layers=None, mix="weighted", strategy="it"):
-    """The search network of `space`, with the paper's sizes where `init_channels`/`layers` are None."""
+def supernet(space, num_classes, init_channels=None, layers=None, mix="weighted", strategy="it", **chain):
+    """The search network of `space`, with the paper's sizes where `init_channels`/`layers` are None.
+
+    `chain` (proxyless only): `widths`, `se`, `paths_per_step`, `seed` of `ProxylessSupernet`.
+    """
     module = space_module(space)
+    if module is proxyless:
+        return proxyless.ProxylessSupernet(num_classes, mix=mix, strategy=strategy, **chain)
+    if chain:
+        raise ValueError(f"{sorted(chain)} are settings of the chain spaces, not of {space}.")
     default_c, default_layers = DEFAULT_SIZES[space]
     C, N = init_channels or default_c, layers or default_layers
     if module is nb201:

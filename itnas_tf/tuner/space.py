@@ -14,14 +14,14 @@ import itertools
 
 from itnas_tf.genotypes import Genotype, GenotypeError, NB201Genotype, genotype_text
 from itnas_tf.ops import NB201_OPS
-from itnas_tf.spaces import SPACES, darts, nb201
+from itnas_tf.spaces import CELL_SPACES, darts, nb201
 
-DARTS_SPACES = tuple(s for s in SPACES if s != "nb201")
+DARTS_SPACES = tuple(s for s in CELL_SPACES if s != "nb201")
 
 
 def check_space(space):
-    if space not in SPACES:
-        raise ValueError(f"Unknown space {space!r}; the tuner knows {', '.join(SPACES)}.")
+    if space not in CELL_SPACES:
+        raise ValueError(f"Unknown space {space!r}; the tuner knows the cell spaces {', '.join(CELL_SPACES)}.")
     return space
 
 

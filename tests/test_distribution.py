@@ -1,0 +1,105 @@
+"""Mirrored and multi-worker training: the same step on any replica count, workers that agree, and
+clear refusals (each run is its own process: a device split or a cluster is fixed at TensorFlow's start)."""
+
+import json
+import os
+import pathlib
+import socket
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+from itnas_tf import distribution
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# One step per epoch (898 search-train digits), so the logged loss is the first step's.
+ONE_STEP = ["--flagfile=configs/quickstart.cfg", "--epochs=1", "--batch_size=898"]
+
+
+def _search(*args, env=None):
+    return subprocess.Popen(
+        [sys.executable, "-m", "itnas_tf.search", *args], cwd=ROOT, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+    )
+
+
+def _finish(proc, timeout=600):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err[-3000:]
+    return out
+
+
+def test_two_cpu_replicas_take_the_step_of_one_device(tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    _finish(_search(*ONE_STEP, f"--output_dir={one}"))
+    _finish(_search(*ONE_STEP, f"--output_dir={two}", "--distribution=mirrored", "--cpu_replicas=2"))
+    a, b = (json.loads((d / "result.json").read_text()) for d in (one, two))
+    assert b["flags"]["cpu_replicas"] == 2
+    assert b["final_train_loss"] == pytest.approx(a["final_train_loss"], rel=1e-5)
+    for edge, row in a["importance"].items():
+        assert b["importance"][edge] == pytest.approx(row, abs=1e-4)
+    # the mirrored checkpoint restores into the mirrored model (a finished run resumes to its own result)
+    _finish(_search(*ONE_STEP, f"--output_dir={two}", "--distribution=mirrored", "--cpu_replicas=2", "--resume"))
+    again = json.loads((two / "result.json").read_text())
+    assert again["genotype"] == b["genotype"] and again["importance"] == b["importance"]
+
+
+def _free_ports(n):
+    sockets = [socket.socket() for _ in range(n)]
+    for s in sockets:
+        s.bind(("localhost", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def _tf_config(ports, index):
+    return json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}})
+
+
+def test_two_workers_on_localhost_search_together_and_agree(tmp_path):
+    ports = _free_ports(2)
+    args = ["--flagfile=configs/quickstart.cfg", "--epochs=2", "--batch_size=128", f"--output_dir={tmp_path}",
+            "--distribution=multi_worker", "--worker_timeout=300"]
+    procs = [_search(*args, env={"TF_CONFIG": _tf_config(ports, i)}) for i in range(2)]
+    outs = [_finish(p) for p in procs]
+    genotypes = [next(line for line in out.splitlines() if line.startswith("genotype: ")) for out in outs]
+    assert genotypes[0] == genotypes[1]
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert genotypes[0] == f"genotype: {result['genotype']}"
+    assert "wrote" in outs[0] and "wrote" not in outs[1]  # only the chief writes
+
+
+def test_a_worker_missing_from_tf_config_times_out_with_a_message(tmp_path):
+    proc = _search("--flagfile=configs/quickstart.cfg", f"--output_dir={tmp_path / 'run'}", "--distribution=multi_worker",
+                   "--worker_timeout=5", env={"TF_CONFIG": _tf_config(_free_ports(2), 0)})
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    assert "not every worker of TF_CONFIG came up within 5 s" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, env, message",
+    [
+        (["--distribution=multi_worker"], {"TF_CONFIG": ""}, "TF_CONFIG environment variable, which is not set"),
+        (["--distribution=multi_worker"], {"TF_CONFIG": '{"cluster": {"worker": ["localhost:1"]}, "task": {"index": 3}}'},
+         "task.index=3 names no worker"),
+        (["--cpu_replicas=2"], {}, "--cpu_replicas=2 splits this machine's CPU for --distribution=mirrored"),
+    ],
+)
+def test_bad_distribution_settings_are_refused(tmp_path, args, env, message):
+    proc = _search("--flagfile=configs/quickstart.cfg", f"--output_dir={tmp_path}", *args, env=env)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2 and message in err
+
+
+def test_cpu_replicas_are_refused_on_a_machine_with_gpus(monkeypatch):
+    real = tf.config.list_physical_devices
+    gpu = tf.config.PhysicalDevice("/physical_device:GPU:0", "GPU")
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [gpu] if kind == "GPU" else real(kind))
+    with pytest.raises(distribution.DistributionError, match="for machines without GPUs, and this one has 1"):
+        distribution.make_strategy("mirrored", cpu_replicas=2)
