@@ -71,6 +71,11 @@ def test_two_workers_on_localhost_search_together_and_agree(tmp_path):
     result = json.loads((tmp_path / "result.json").read_text())
     assert genotypes[0] == f"genotype: {result['genotype']}"
     assert "wrote" in outs[0] and "wrote" not in outs[1]  # only the chief writes
+    # both workers restore the chief's checkpoint (a finished run resumes to its own result)
+    ports = _free_ports(2)
+    procs = [_search(*args, "--resume", env={"TF_CONFIG": _tf_config(ports, i)}) for i in range(2)]
+    again = [_finish(p) for p in procs]
+    assert [line for out in again for line in out.splitlines() if line.startswith("genotype: ")] == genotypes
 
 
 def test_a_worker_missing_from_tf_config_times_out_with_a_message(tmp_path):
