@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs `bazel test //...` offline with the venv's interpreter.
+# Runs `bazel test //...` offline with the venv's interpreter; arguments are more Bazel flags
+# (CI: `--test_tag_filters=build_check`).
 #
 # Bazel 4 (Debian's bazel-bootstrap) fetches rules_cc, rules_java and remote_coverage_tools from
 # the network before analysing any target; tools/bazel holds small local stand-ins that re-export
