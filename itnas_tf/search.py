@@ -9,14 +9,13 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
-from itnas_tf.chain_searcher import ChainSearcher
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.data import AUGMENTATIONS
 from itnas_tf.distribution import DISTRIBUTIONS
 from itnas_tf.engine import MIX_MODES, STRATEGIES
 from itnas_tf.genotypes import GenotypeError
-from itnas_tf.searcher import DEFAULTS, Searcher
-from itnas_tf.spaces import CHAIN_SPACES, SPACES
+from itnas_tf.searcher import DEFAULTS, searcher_class
+from itnas_tf.spaces import SPACES
 
 flags.DEFINE_enum("space", DEFAULTS["space"], list(SPACES), "Search space (DESIGN.md 3).")
 flags.DEFINE_string(
@@ -41,7 +40,7 @@ flags.DEFINE_float("grad_clip", DEFAULTS["grad_clip"], "Global gradient-norm cli
 flags.DEFINE_float("arch_learning_rate", DEFAULTS["arch_learning_rate"], "Adam learning rate of the alphas (darts strategy).", lower_bound=0)
 flags.DEFINE_float("arch_weight_decay", DEFAULTS["arch_weight_decay"], "Decoupled weight decay of the alphas (darts strategy).", lower_bound=0)
 flags.DEFINE_integer("init_channels", DEFAULTS["init_channels"], "Supernet channels C (default: the paper's, 16).", lower_bound=2)
-flags.DEFINE_integer("layers", DEFAULTS["layers"], "Cells (darts, s1-s4; default 8) or cells per stage (nb201; default 5).", lower_bound=1)
+flags.DEFINE_integer("layers", DEFAULTS["layers"], "Cells (darts, s1-s4; default 8) or cells per stage (nb201: default 5; nb101_1shot1_s*: 3).", lower_bound=1)
 flags.DEFINE_integer("target_channels", DEFAULTS["target_channels"], "C of the derived network whose cost result.json reports (default: the paper's, 36 darts / 16 nb201).", lower_bound=2)
 flags.DEFINE_integer("target_layers", DEFAULTS["target_layers"], "Cells (darts: 20) or cells per stage (nb201: 5) of that network.", lower_bound=1)
 flags.DEFINE_integer("seed", DEFAULTS["seed"], "Seed of the split, the initialisation, the shuffling and the augmentation.")
@@ -87,8 +86,7 @@ def main(argv):
         f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__]) if f.name not in RUN_CONTROL
     }
     try:
-        kind = ChainSearcher if config["space"] in CHAIN_SPACES else Searcher
-        kind(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir).run()
+        searcher_class(config["space"])(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir).run()
     except (FileExistsError, FloatingPointError, CheckpointError, GenotypeError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

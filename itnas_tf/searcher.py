@@ -96,8 +96,7 @@ class Searcher:
         keras.utils.set_random_seed(c["seed"])
         if c.get("deterministic", True):
             tf.config.experimental.enable_op_determinism()
-        layers = c["layers"] or spaces.DEFAULT_SIZES[c["space"]][1]
-        self.data = self.load_data(2 ** self.module.reductions(layers))
+        self.data = self.sized_data()
         with self.strategy.scope():
             model, optimizers = self.build(self.data)
         state = {"epoch": 0, "trajectory": [], "seconds": 0.0, "config": c}
@@ -137,6 +136,28 @@ class Searcher:
             self.draw(result)
             print(f"\nwrote {self.out / 'result.json'}")
         return result
+
+    def restore_supernet(self):
+        """The supernet as this run's checkpoint left it, on this device, with `self.data` loaded:
+        what the analyses of a finished (or interrupted) search start from."""
+        path = self.out / CHECKPOINT
+        if not path.exists():
+            raise checkpoint.CheckpointError(f"{self.out} has no {CHECKPOINT}: it holds no search to analyse.")
+        model, optimizers = self.build(self.local_data())
+        checkpoint.restore(path, model, optimizers)
+        return model
+
+    def local_data(self):
+        """This run's search data, loaded as the run did (seeded), for work on this device alone."""
+        self.strategy, self.policy = tf.distribute.get_strategy(), keras.config.dtype_policy().name
+        keras.utils.set_random_seed(self.config["seed"])
+        self.data = self.sized_data()
+        return self.data
+
+    def sized_data(self):
+        """`load_data` with the divisor the supernet's reductions need."""
+        layers = self.config["layers"] or spaces.DEFAULT_SIZES[self.config["space"]][1]
+        return self.load_data(2 ** self.module.reductions(layers))
 
     # ---------------------------------------------------------------------------------------------
     # Hooks
@@ -288,3 +309,11 @@ class Searcher:
             ]
             lines.append(f"{edge:<12}" + "".join(cells))
         return "\n".join(lines)
+
+
+def searcher_class(space):
+    """The `Searcher` (sub)class that runs a search of `space`."""
+    from itnas_tf.chain_searcher import ChainSearcher
+    from itnas_tf.nb101_searcher import NB101Searcher
+
+    return ChainSearcher if space in spaces.CHAIN_SPACES else NB101Searcher if space in spaces.NB101_SPACES else Searcher

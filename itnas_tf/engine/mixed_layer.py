@@ -49,6 +49,7 @@ class MixedLayer(keras.layers.Layer):
         self.mix = mix
         self.ffn_ratio = ffn_ratio
         self.block = None
+        object.__setattr__(self, "fixed_mask", None)  # set by `masked`; not a weight, not tracked
         if mix != "alphas":
             self.block = IndicatorTokenBlock(
                 len(self.candidates), encode=mix == "transformer", ffn_ratio=ffn_ratio, name="it_block"
@@ -79,7 +80,10 @@ class MixedLayer(keras.layers.Layer):
             self.block.build(shapes[0])
 
     def call(self, x, candidate_mask=None, weights=None):
-        """`weights` (`(n,)`, the DARTS strategy's softmaxed alphas) is required with `mix="alphas"`."""
+        """`weights` (`(n,)`, the DARTS strategy's softmaxed alphas) is required with `mix="alphas"`,
+        where a mask renormalises them over the active candidates."""
+        if candidate_mask is None:
+            candidate_mask = self.fixed_mask
         zeros = [isinstance(c, Zero) for c in self.candidates]
         if all(zeros):
             zeros[0] = False  # something must give the output its shape
@@ -90,6 +94,9 @@ class MixedLayer(keras.layers.Layer):
             if weights is None:
                 raise ValueError(f"MixedLayer '{self.name}' (mix='alphas') needs `weights` at call time.")
             weights = ops.broadcast_to(ops.cast(weights, dtype), (1, len(outputs)))
+            if candidate_mask is not None:
+                weights = weights * ops.cast(candidate_mask, dtype)
+                weights = weights / ops.sum(weights, axis=-1, keepdims=True)
         else:
             importance, encoded = self.block(outputs, candidate_mask=candidate_mask)
             if self.mix == "transformer":
@@ -136,6 +143,22 @@ class MixedLayer(keras.layers.Layer):
 def mixed_layers(model):
     """Every `MixedLayer` inside `model`, in the order Keras tracks them."""
     return [layer for layer in model._flatten_layers() if isinstance(layer, MixedLayer)]
+
+
+@contextlib.contextmanager
+def masked(masks):
+    """Runs each `MixedLayer` in `masks` (`{layer: (n,) mask}`) as if called with that
+    `candidate_mask`, e.g. to discretise or remove an op on one edge of a built supernet.
+
+    Give `tf.Variable`s and assign them between calls: a traced function then serves every mask.
+    """
+    for layer, mask in masks.items():
+        object.__setattr__(layer, "fixed_mask", mask)
+    try:
+        yield
+    finally:
+        for layer in masks:
+            object.__setattr__(layer, "fixed_mask", None)
 
 
 @contextlib.contextmanager

@@ -145,6 +145,26 @@ class ReLUConvBN(Op):
 
 
 @register
+class ConvBNReLU(Op):
+    """kxk convolution (stride 1), BatchNorm, ReLU: NAS-Bench-101's `conv{1x1,3x3}-bn-relu`."""
+
+    def __init__(self, channels, kernel_size=1, affine=True, **kwargs):
+        super().__init__(**kwargs)
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.affine = affine
+        self.conv = keras.layers.Conv2D(channels, kernel_size, padding="same", use_bias=False, name="conv")
+        self.bn = batch_norm(affine, name="bn")
+
+    def call(self, x, training=None):
+        return ops.relu(self.bn(self.conv(x), training=training))
+
+    def get_config(self):
+        config = {"channels": self.channels, "kernel_size": self.kernel_size, "affine": self.affine}
+        return {**super().get_config(), **config}
+
+
+@register
 class FactorizedReduce(Op):
     """DARTS `skip_connect` at stride 2: two stride-2 1x1 convs, the second shifted by one pixel."""
 

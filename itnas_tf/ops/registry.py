@@ -1,10 +1,11 @@
 """`OPS`: every candidate operation by name, as in the DARTS repository's `operations.py`."""
 
-from itnas_tf.ops.basic import FactorizedReduce, Identity, Noise, Pool, ReLUConvBN, Zero
+from itnas_tf.ops.basic import ConvBNReLU, FactorizedReduce, Identity, Noise, Pool, ReLUConvBN, Zero
 from itnas_tf.ops.darts import DilConv, SepConv
 from itnas_tf.ops.mobile import MBConv
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
+NB101_OPS = ("conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3")  # NAS-Bench-101's labels
 MBCONV_OPS = tuple(f"mb{e}_k{k}" for e in (3, 6) for k in (3, 5, 7))
 
 
@@ -32,6 +33,9 @@ OPS = {
     "nor_conv_1x1": lambda C, stride, affine, **_: ReLUConvBN(C, 1, stride, affine=affine),
     "nor_conv_3x3": lambda C, stride, affine, **_: ReLUConvBN(C, 3, stride, affine=affine),
     **{f"mb{e}_k{k}": _mbconv(e, k) for e in (3, 6) for k in (3, 5, 7)},
+    "conv3x3-bn-relu": lambda C, stride, affine, **_: ConvBNReLU(C, 3, affine=affine),
+    "conv1x1-bn-relu": lambda C, stride, affine, **_: ConvBNReLU(C, 1, affine=affine),
+    "maxpool3x3": lambda C, stride, affine, **_: Pool("max", stride),
 }
 
 
