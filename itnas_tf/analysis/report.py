@@ -33,15 +33,15 @@ def selected_cells(runs, table):
              **{d: table.accuracy(r.genotype, d) for d in table.datasets}} for r in runs]
 
 
-def zero_cost_tables(run, batch_size=None):
+def zero_cost_tables(run, data_dir=None):
     """NASWOT/SynFlow importances on a freshly initialised supernet of `run`'s space and sizes (its
-    seed), scored on the first search-train batch."""
-    searcher = run.searcher()
+    seed, uniform alphas), scored on the first search-train batch."""
+    searcher = run.searcher(data_dir)
     data, c = searcher.local_data(), searcher.config
     model = spaces.supernet(c["space"], data.num_classes, c["init_channels"], c["layers"], strategy="darts")
     x, _ = next(iter(data.train(0)))
     model(x[:1])
-    return zero_cost_importance(model, x[:batch_size] if batch_size else x)
+    return zero_cost_importance(model, x)
 
 
 def collect(runs, table=None, discretize=True, zero_cost=True, finetune_steps=10, data_dir=None):
@@ -49,8 +49,6 @@ def collect(runs, table=None, discretize=True, zero_cost=True, finetune_steps=10
     per_run, zero_cost_cache = {}, {}
     best = table.best_with_op("cifar10") if table is not None else None
     for run in runs:
-        if run.space in spaces.CHAIN_SPACES:
-            raise AnalysisError(f"{run.folder}: ranking analyses cover the cell spaces; {run.space} is a chain space.")
         entry = {"indicators": {run.config["strategy"]: run.importance}, "truths": {}}
         if best is not None:
             entry["truths"]["benchmark"] = best
@@ -64,7 +62,7 @@ def collect(runs, table=None, discretize=True, zero_cost=True, finetune_steps=10
         if zero_cost:
             key = tuple(run.config.get(k) for k in ("space", "dataset", "init_channels", "layers", "seed", "batch_size"))
             if key not in zero_cost_cache:
-                zero_cost_cache[key] = zero_cost_tables(run)
+                zero_cost_cache[key] = zero_cost_tables(run, data_dir)
             entry["indicators"].update(zero_cost_cache[key])
         per_run[str(run.folder)] = entry
     return per_run
@@ -115,7 +113,8 @@ def plot_kendall(summary, path):
 
 
 def gradcam(runs, out, edge=None, num_images=6, data_dir=None):
-    """The Grad-CAM grid of the first IT run: `edge` (default: the last) in the last cell."""
+    """The Grad-CAM grid of the first IT run (else the first run): `edge` (default: the last that
+    chooses an op) in the last cell."""
     run = next((r for r in runs if r.config["strategy"] == "it"), runs[0])
     searcher = run.searcher(data_dir)
     model = searcher.restore_supernet()
@@ -156,6 +155,8 @@ def analyze(folders, out, table=None, discretize=True, zero_cost=True, gradcam_e
     out = pathlib.Path(out)
     out.mkdir(parents=True, exist_ok=True)
     space = runs[0].space
+    if space in spaces.CHAIN_SPACES:
+        raise AnalysisError(f"The analyses cover the cell spaces; {space} is a chain space.")
     if table is not None and space != "nb201":
         raise AnalysisError(f"A NAS-Bench-201 table describes nb201 cells; these runs searched {space}.")
     report = {"space": space, "runs": [str(r.folder) for r in runs]}
@@ -165,14 +166,12 @@ def analyze(folders, out, table=None, discretize=True, zero_cost=True, gradcam_e
         trajectories = accuracy_trajectories(runs, table)
         plot_trajectories(trajectories, out / "trajectory.png", optimum=report["optimum"]["cifar10"][1])
         report["trajectory"] = {label: rows.tolist() for label, rows in trajectories.items()}
-    cells = space not in spaces.CHAIN_SPACES
-    if cells and (table is not None or discretize):
+    if table is not None or discretize:
         per_run = collect(runs, table, discretize, zero_cost, finetune_steps, data_dir)
         report["per_run"] = per_run
         report["kendall"] = kendall_summary(per_run)
         plot_kendall(report["kendall"], out / "kendall.png")
-    if cells:
-        report["gradcam"] = gradcam(runs, out, gradcam_edge, data_dir=data_dir)
+    report["gradcam"] = gradcam(runs, out, gradcam_edge, data_dir=data_dir)
     report["wall_seconds"] = time.perf_counter() - start
     write_json_atomic(out / "analysis.json", report)
     write_text_atomic(out / "report.md", markdown(report))
