@@ -33,8 +33,8 @@ OPS = {
     "nor_conv_1x1": lambda C, stride, affine, **_: ReLUConvBN(C, 1, stride, affine=affine),
     "nor_conv_3x3": lambda C, stride, affine, **_: ReLUConvBN(C, 3, stride, affine=affine),
     **{f"mb{e}_k{k}": _mbconv(e, k) for e in (3, 6) for k in (3, 5, 7)},
-    "conv3x3-bn-relu": lambda C, stride, affine, **_: ConvBNReLU(C, 3, affine=affine),
-    "conv1x1-bn-relu": lambda C, stride, affine, **_: ConvBNReLU(C, 1, affine=affine),
+    "conv3x3-bn-relu": lambda C, stride, affine, **_: ConvBNReLU(C, 3, stride, affine=affine),
+    "conv1x1-bn-relu": lambda C, stride, affine, **_: ConvBNReLU(C, 1, stride, affine=affine),
     "maxpool3x3": lambda C, stride, affine, **_: Pool("max", stride),
 }
 
