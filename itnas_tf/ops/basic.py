@@ -145,27 +145,14 @@ class ReLUConvBN(Op):
 
 
 @register
-class ConvBNReLU(Op):
-    """kxk convolution, BatchNorm, ReLU: NAS-Bench-101's `conv{1x1,3x3}-bn-relu` (stride 1 there)."""
-
-    def __init__(self, channels, kernel_size=1, stride=1, affine=True, **kwargs):
-        super().__init__(**kwargs)
-        self.channels = channels
-        self.kernel_size = kernel_size
-        self.stride = _check_stride(stride)
-        self.affine = affine
-        self.pad, padding = same_padding(kernel_size, stride)
-        self.conv = keras.layers.Conv2D(channels, kernel_size, stride, padding=padding, use_bias=False, name="conv")
-        self.bn = batch_norm(affine, name="bn")
+class ConvBNReLU(ReLUConvBN):
+    """kxk convolution, BatchNorm, ReLU: NAS-Bench-101's `conv{1x1,3x3}-bn-relu` (stride 1 there).
+    The layers of `ReLUConvBN` in the other order."""
 
     def call(self, x, training=None):
         if self.pad is not None:
             x = self.pad(x)
         return ops.relu(self.bn(self.conv(x), training=training))
-
-    def get_config(self):
-        config = {"channels": self.channels, "kernel_size": self.kernel_size, "stride": self.stride, "affine": self.affine}
-        return {**super().get_config(), **config}
 
 
 @register
