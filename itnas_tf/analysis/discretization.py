@@ -1,6 +1,8 @@
 """Discretisation accuracy (the ground truth of DARTS-PT): per edge and op, the supernet's accuracy
 with that op alone on the edge (in every cell sharing it), after a short fine-tune."""
 
+import contextlib
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -10,12 +12,25 @@ from itnas_tf.engine import masked
 
 
 def edge_masks(model):
-    """`({edge: (n,) mask variable}, {MixedLayer: its edge's variable})`, all ones (nothing masked)."""
-    variables, layers = {}, {}
+    """`({edge: (its op names, (n,) mask variable)}, {MixedLayer: its edge's variable})`, all ones
+    (nothing masked)."""
+    edges, layers = {}, {}
     for edge, (_, _, edge_layers) in model.search_edges().items():
-        variables[edge] = tf.Variable(tf.ones(len(edge_layers[0].names)), trainable=False, name=f"mask_{edge}")
-        layers.update({layer: variables[edge] for layer in edge_layers})
-    return variables, layers
+        names = edge_layers[0].names
+        edges[edge] = names, tf.Variable(tf.ones(len(names)), trainable=False, name=f"mask_{edge}")
+        layers.update({layer: edges[edge][1] for layer in edge_layers})
+    return edges, layers
+
+
+@contextlib.contextmanager
+def restored(model):
+    """Puts every variable of `model` back on exit."""
+    saved = [v.numpy() for v in model.variables]
+    try:
+        yield
+    finally:
+        for v, value in zip(model.variables, saved):
+            v.assign(value)
 
 
 def discretization_accuracy(model, data, steps=10, learning_rate=0.01):
@@ -25,7 +40,7 @@ def discretization_accuracy(model, data, steps=10, learning_rate=0.01):
     on search-train with the edge discretised, and is scored on search-valid; the weights are put
     back afterwards. One traced step serves every (edge, op): the masks are variables.
     """
-    variables, layers = edge_masks(model)
+    edges, layers = edge_masks(model)
     optimizer = keras.optimizers.SGD(learning_rate)
     optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -43,20 +58,17 @@ def discretization_accuracy(model, data, steps=10, learning_rate=0.01):
         hits = tf.argmax(model(x, training=False), axis=-1) == tf.cast(y, tf.int64)
         return tf.reduce_sum(tf.cast(hits, tf.int64)), tf.size(hits)
 
-    saved = [v.numpy() for v in model.variables]
     table = {}
     with masked(layers):
-        for edge, mask in variables.items():
-            names = next(iter(layer.names for layer, var in layers.items() if var is mask))
+        for edge, (names, mask) in edges.items():
             table[edge] = {}
             for i, op in enumerate(names):
                 mask.assign(np.eye(len(names), dtype="float32")[i])
-                for x, y in data.train(0).take(steps):
-                    train_step(x, y)
-                counts = np.sum([[int(c) for c in correct(x, y)] for x, y in data.valid], axis=0)
+                with restored(model):
+                    for x, y in data.train(0).take(steps):
+                        train_step(x, y)
+                    counts = np.sum([[int(c) for c in correct(x, y)] for x, y in data.valid], axis=0)
                 table[edge][op] = counts[0] / counts[1]
-                for v, value in zip(model.variables, saved):
-                    v.assign(value)
                 logging.info("discretisation accuracy %s %s: %.4f", edge, op, table[edge][op])
             mask.assign(tf.ones_like(mask))
     return table

@@ -4,7 +4,7 @@ import numpy as np
 import tensorflow as tf
 
 from itnas_tf.ops.basic import Zero
-from itnas_tf.results import atomic_write
+from itnas_tf import plots
 
 
 def candidate_cams(model, layer, images, classes):
@@ -51,10 +51,7 @@ def candidate_cams(model, layer, images, classes):
 def plot_cams(images, maps, names, selected, path, title=None):
     """An image grid (one row per image: the image, then each candidate's map over it), the column of
     the `selected` op marked; written to `path` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import pyplot as plt
 
     rows, cols = len(images), len(names) + 1
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows + 0.4), squeeze=False)
@@ -83,6 +80,4 @@ def plot_cams(images, maps, names, selected, path, title=None):
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    plots.write(fig, path)

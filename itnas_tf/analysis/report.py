@@ -10,7 +10,7 @@ import time
 import numpy as np
 from absl import logging
 
-from itnas_tf import spaces
+from itnas_tf import plots, spaces
 from itnas_tf.analysis.benchmark import DATASETS
 from itnas_tf.analysis.discretization import discretization_accuracy
 from itnas_tf.analysis.gradcam import candidate_cams, plot_cams
@@ -18,7 +18,7 @@ from itnas_tf.analysis.ranking import kendall_per_edge, mean_tau
 from itnas_tf.analysis.runs import AnalysisError, load_runs
 from itnas_tf.analysis.trajectory import accuracy_trajectories, plot_trajectories
 from itnas_tf.analysis.zero_cost import zero_cost_importance
-from itnas_tf.results import atomic_write, write_json_atomic, write_text_atomic
+from itnas_tf.results import write_json_atomic, write_text_atomic
 
 INDICATOR_NAMES = {"it": "IT importance", "darts": "DARTS alphas", "naswot": "NASWOT", "synflow": "SynFlow"}
 
@@ -89,10 +89,7 @@ def kendall_summary(per_run):
 
 
 def plot_kendall(summary, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import pyplot as plt
 
     fig, axes = plt.subplots(1, len(summary), figsize=(6 * len(summary), 3.6), squeeze=False)
     for ax, (truth, names) in zip(axes[0], summary.items()):
@@ -107,9 +104,7 @@ def plot_kendall(summary, path):
         ax.set_title(f"vs {truth} ground truth", fontsize=9)
         ax.legend(fontsize=7)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    plots.write(fig, path)
 
 
 def gradcam(runs, out, edge=None, num_images=6, data_dir=None):

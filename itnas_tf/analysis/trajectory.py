@@ -3,7 +3,7 @@
 import numpy as np
 
 from itnas_tf.analysis.runs import AnalysisError
-from itnas_tf.results import atomic_write
+from itnas_tf import plots
 
 
 def accuracy_trajectories(runs, table, dataset="cifar10"):
@@ -25,10 +25,7 @@ def accuracy_trajectories(runs, table, dataset="cifar10"):
 
 def plot_trajectories(trajectories, path, dataset="cifar10", optimum=None):
     """Mean +- std over seeds per label, against the epoch; written to `path` (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, rows in trajectories.items():
@@ -42,6 +39,4 @@ def plot_trajectories(trajectories, path, dataset="cifar10", optimum=None):
     ax.set_ylabel(f"{dataset} test accuracy (NB201, 200 ep.)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    plots.write(fig, path)

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from itnas_tf.analysis.discretization import edge_masks
+from itnas_tf.analysis.discretization import edge_masks, restored
 from itnas_tf.engine import masked
 
 PROXIES = ("naswot", "synflow")
@@ -67,17 +67,6 @@ def synflow(model, x):
 
 
 @contextlib.contextmanager
-def restored(model):
-    """Puts every variable of `model` back on exit (NASWOT's passes move BatchNorm statistics)."""
-    saved = [v.numpy() for v in model.variables]
-    try:
-        yield
-    finally:
-        for v, value in zip(model.variables, saved):
-            v.assign(value)
-
-
-@contextlib.contextmanager
 def positive_weights(model):
     with restored(model):
         for v in model.trainable_variables:
@@ -93,16 +82,15 @@ def zero_cost_importance(model, x, proxies=PROXIES):
     unknown = sorted(set(proxies) - set(PROXIES))
     if unknown:
         raise ValueError(f"Unknown zero-cost proxies {unknown}; known: {', '.join(PROXIES)}.")
-    variables, layers = edge_masks(model)
+    edges, layers = edge_masks(model)
     tables = {}
-    with masked(layers), restored(model):
+    with masked(layers), restored(model):  # NASWOT's passes move BatchNorm statistics
         for proxy in proxies:
             score = naswot if proxy == "naswot" else synflow
             with positive_weights(model) if proxy == "synflow" else contextlib.nullcontext():
                 full = score(model, x)
                 table = {}
-                for edge, mask in variables.items():
-                    names = next(layer.names for layer, var in layers.items() if var is mask)
+                for edge, (names, mask) in edges.items():
                     table[edge] = {}
                     for i, op in enumerate(names):
                         mask.assign(1 - np.eye(len(names), dtype="float32")[i])

@@ -33,10 +33,10 @@ def supernet(space, num_classes, init_channels=None, layers=None, mix="weighted"
         return proxyless.ProxylessSupernet(num_classes, mix=mix, strategy=strategy, **chain)
     if chain:
         raise ValueError(f"{sorted(chain)} are settings of the chain spaces, not of {space}.")
-    if space in NB101_SPACES:
-        return nb101.supernet(space, num_classes, init_channels, layers, mix=mix, strategy=strategy)
     default_c, default_layers = DEFAULT_SIZES[space]
     C, N = init_channels or default_c, layers or default_layers
+    if space in NB101_SPACES:
+        return nb101.NB101Supernet(num_classes, C, N, nb101.SPACES[space], mix=mix, strategy=strategy)
     if module is nb201:
         return nb201.NB201Supernet(num_classes, C, N, mix=mix, strategy=strategy)
     return darts.DartsSupernet(num_classes, C, N, space=space, mix=mix, strategy=strategy)

@@ -220,6 +220,3 @@ class Space:
 def space(name):
     return Space(SPACES[name])
 
-
-def supernet(name, num_classes, init_channels=None, layers=None, mix="weighted", strategy="it"):
-    return NB101Supernet(num_classes, init_channels or 16, layers or 3, SPACES[name], mix=mix, strategy=strategy)
