@@ -142,6 +142,7 @@ def plan(sizes, everything=False):
     serving = sizes["serving"]
     for network in ("darts_cifar", "proxyless"):
         parts["serving"].append({"kind": "serving", "network": network, "repeats": serving["repeats"],
+                                 "batch_repeats": serving["batch_repeats"],
                                  "batch": serving["batch"], "sizes": serving["darts_cifar"],
                                  "side": serving["proxyless_side"]})
     return parts

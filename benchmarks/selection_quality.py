@@ -33,15 +33,18 @@ VARIANTS = {
 COMMON = ["--batch_size=32", "--learning_rate=0.05", "--init_channels=8"]
 SETTINGS = {
     "nb201": ["--space=nb201", "--layers=2"],
-    "s4": ["--space=s4", "--layers=5"],
+    "s4": ["--space=s4", "--layers=3"],
 }
+# S4 needs far more steps: with `noise` at half weight on every edge the supernet's loss stays at
+# chance, and the IT parts from `noise` only slowly (docs/results.md); 600 epochs are 9,600 steps
+EPOCHS = {"nb201": 25, "s4": 600}
 
 
 def search(space, variant, seed, args):
     out = pathlib.Path(args.runs) / f"{space}-{variant}-seed{seed}"
     cmd = [
         sys.executable, "-m", "itnas_tf.search", *SETTINGS[space], *COMMON, *VARIANTS[variant],
-        f"--dataset=npz:{args.shared}/data/cifar10/cifar10_train_1000.npz", f"--epochs={args.epochs}",
+        f"--dataset=npz:{args.shared}/data/cifar10/cifar10_train_1000.npz", f"--epochs={args.epochs or EPOCHS[space]}",
         f"--seed={seed}", f"--output_dir={out}", "--resume",
     ]
     start = time.time()
@@ -56,7 +59,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default="../shared")
     parser.add_argument("--runs", default="runs/selection_quality")
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, help=f"Instead of each space's default ({EPOCHS}).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--spaces", nargs="+", default=list(SETTINGS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -64,7 +67,8 @@ def main():
     args = parser.parse_args()
     with open(f"{args.shared}/data/nb201/nb201_table.csv") as f:
         accuracy = {row["arch_str"]: float(row["cifar10_test_acc_200ep"]) for row in csv.DictReader(f)}
-    figures = {"command": " ".join(sys.argv), "common_flags": COMMON, "settings": SETTINGS, "epochs": args.epochs, "runs": []}
+    figures = {"command": " ".join(sys.argv), "common_flags": COMMON, "settings": SETTINGS,
+               "epochs": {space: args.epochs or EPOCHS[space] for space in args.spaces}, "runs": []}
     for space in args.spaces:
         for variant in args.variants:
             for seed in args.seeds:
@@ -77,6 +81,8 @@ def main():
                     ops = [op for cell in ("normal", "reduce") for op in _ops(result["genotype"])[cell]]
                     run["noise_edges"] = ops.count("noise")
                     run["edges"] = len(ops)
+                    run["noise_leads"] = sum(v["noise"] > v["sep_conv_3x3"] for v in result["importance"].values())
+                    run["final_train_loss"] = result["final_train_loss"]
                 figures["runs"].append(run)
     path = pathlib.Path(args.json)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,7 +106,8 @@ def markdown(runs):
         if space == "nb201":
             lines += ["| strategy | per seed: selected cell, CIFAR-10 test acc. (200 ep.) | mean +- std |", "|---|---|---|"]
         else:
-            lines += ["| strategy | `noise` edges chosen, per seed (of 16) | total |", "|---|---|---|"]
+            lines += ["| strategy | `noise` edges chosen, per seed (of 16) | edges where `noise` outranks "
+                      "`sep_conv_3x3` (of 28) | final train loss | total chosen |", "|---|---|---|---|---|"]
         for variant in dict.fromkeys(r["variant"] for r in rows):
             vr = [r for r in rows if r["variant"] == variant]
             if space == "nb201":
@@ -112,7 +119,9 @@ def markdown(runs):
                 lines.append(f"| {variant} | {cells} | {statistics.mean(accs):.2f} +- {std:.2f} |")
             else:
                 counts = [r["noise_edges"] for r in vr]
-                lines.append(f"| {variant} | {', '.join(map(str, counts))} | {sum(counts)} |")
+                leads = ", ".join(str(r["noise_leads"]) for r in vr)
+                losses = ", ".join(f"{r['final_train_loss']:.3f}" for r in vr)
+                lines.append(f"| {variant} | {', '.join(map(str, counts))} | {leads} | {losses} | {sum(counts)} |")
         lines.append("")
     return "\n".join(lines)
 

@@ -15,8 +15,9 @@ SIZES = {
         ],
         "edge": {"base": {"n": 8, "channels": 16, "batch": 64}, "n": [2, 4, 8], "channels": [16, 64], "batch": [16, 64],
                  "side": 32, "warmup": 2, "steps": 8},
-        "pipeline": {"images": 4096, "batch": 64, "init_channels": 16, "layers": 5, "steps": 24},
-        "serving": {"darts_cifar": {"init_channels": 36, "layers": 20}, "proxyless_side": 224, "repeats": 20, "batch": 64},
+        "pipeline": {"images": 4096, "batch": 64, "init_channels": 16, "layers": 5, "steps": 16},
+        "serving": {"darts_cifar": {"init_channels": 36, "layers": 20}, "proxyless_side": 224, "repeats": 20, "batch_repeats": 5,
+                    "batch": 64},
         # --peer: ours (the default mix) against xautodl's supernet, same shapes. `layers` counts our
         # cells; xautodl's N is layers / 3 (the DARTS space at 6 cells, as xautodl's N=2 builds it)
         "peer": [
@@ -31,7 +32,7 @@ SIZES = {
         "edge": {"base": {"n": 4, "channels": 8, "batch": 8}, "n": [2, 4], "channels": [8], "batch": [8],
                  "side": 8, "warmup": 1, "steps": 2},
         "pipeline": {"images": 256, "batch": 16, "init_channels": 4, "layers": 1, "steps": 4},
-        "serving": {"darts_cifar": {"init_channels": 4, "layers": 3}, "proxyless_side": 32, "repeats": 2, "batch": 4},
+        "serving": {"darts_cifar": {"init_channels": 4, "layers": 3}, "proxyless_side": 32, "repeats": 2, "batch_repeats": 2, "batch": 4},
         "peer": [
             {"space": "nb201", "init_channels": 4, "layers": 1, "batch": 8, "side": 16, "warmup": 1, "steps": 2},
             {"space": "darts", "init_channels": 4, "layers": 3, "batch": 8, "side": 16, "warmup": 1, "steps": 2},

@@ -181,7 +181,8 @@ def pipeline_worker(ready, images, batch, init_channels, layers, steps):
     return {"wait_share": sum(waits) / sum(totals), "step_s": statistics.median(totals), "steps": len(totals)}
 
 
-def serving_worker(ready, network, repeats, batch, sizes, side):
+def serving_worker(ready, network, repeats, batch_repeats, batch, sizes, side):
+    """Latency: median of `repeats` batch-1 calls; throughput: median of `batch_repeats` full batches."""
     import numpy as np
     import onnxruntime
     import tensorflow as tf
@@ -216,10 +217,11 @@ def serving_worker(ready, network, repeats, batch, sizes, side):
             fn(x)
     ready()
 
-    def median_time(fn, x):
-        return statistics.median(timed(lambda: fn(x), repeats))
+    def median_time(fn, x, count):
+        return statistics.median(timed(lambda: fn(x), count))
 
     return {
-        name: {"latency_ms": 1e3 * median_time(fn, inputs[0]), "throughput_ips": batch / median_time(fn, inputs[1])}
+        name: {"latency_ms": 1e3 * median_time(fn, inputs[0], repeats),
+               "throughput_ips": batch / median_time(fn, inputs[1], batch_repeats)}
         for name, fn in runners.items()
     }

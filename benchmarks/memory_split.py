@@ -1,0 +1,66 @@
+"""Where the IT step's extra memory goes: the peak resident set of one supernet training step, with
+and without the backward pass through the edges' mixing weights (docs: README, Performance).
+
+    python -m benchmarks.memory_split [--layers 5]
+
+Four processes, same DARTS supernet (C=16, batch 64, 32x32): the DARTS strategy's weight step
+alone and with its alpha step (the full first-order step), and the IT step (weighted mix) with its
+mixing weights' gradient cut (`stop_gradient`: only the convolutions learn) and in full.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+
+VARIANTS = [("darts", "weight step only"), ("darts", "full step"), ("it", "mixing weights' gradient cut"),
+            ("it", "full step")]
+
+
+def measure(strategy, variant, layers):
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from benchmarks.measures import peak_mb
+    from benchmarks.workers import compile_search, run_steps, train_function
+    from itnas_tf import spaces
+    from itnas_tf.engine import mixed_layer, supernet
+
+    if variant == "weight step only":
+        supernet.Supernet._arch_step = lambda self, x, y: None
+    elif variant == "mixing weights' gradient cut":
+        plain = mixed_layer.weighted_sum
+        mixed_layer.weighted_sum = lambda weights, outputs: plain(tf.stop_gradient(weights), outputs)
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, 64)
+    base = peak_mb()
+    model = spaces.supernet("darts", 10, 16, layers, mix="weighted", strategy=strategy)
+    compile_search(model)
+    model(x[:2])
+    model.optimizer.build(model.trainable_variables)
+    if strategy == "darts":
+        model.arch_optimizer.build(model.arch_weights)
+    run_steps(train_function(model), (((x, y), (x, y)) if strategy == "darts" else (x, y),), 3)
+    return peak_mb() - base
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--layers", type=int, default=5, help="Cells of the DARTS supernet.")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(measure(*json.loads(args.worker), args.layers)))
+        return
+    print(f"| strategy | step | peak memory (MB), DARTS supernet C=16, {args.layers} cells, batch 64 |\n|---|---|---|")
+    for strategy, variant in VARIANTS:
+        out = subprocess.run([sys.executable, "-m", "benchmarks.memory_split", f"--layers={args.layers}",
+                              "--worker", json.dumps([strategy, variant])], capture_output=True, text=True, check=True)
+        print(f"| {strategy} | {variant} | {float(out.stdout.split()[-1]):.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
