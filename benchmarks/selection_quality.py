@@ -2,7 +2,8 @@
 
 Runs `python -m itnas_tf.search` on the CIFAR-10 subset of `../shared/data/cifar10/` (1000 training
 images, so 500/500 after the search split) for each strategy/mix and seed, then
-- S4 (noise vs sep_conv_3x3 on every edge): counts the edges whose derived op is `noise`;
+- S4 (noise vs sep_conv_3x3 on every edge): counts the edges whose derived op is `noise`, and the
+  edges where `noise` outranks `sep_conv_3x3`;
 - NB201: looks the selected cell up in `../shared/data/nb201/nb201_table.csv` (CIFAR-10 test
   accuracy after 200 epochs, mean over the benchmark's seeds).
 
