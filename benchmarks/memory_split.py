@@ -18,13 +18,10 @@ VARIANTS = [("darts", "weight step only"), ("darts", "full step"), ("it", "mixin
 
 
 def measure(strategy, variant, layers):
-    import keras
-    import numpy as np
+    """The peak of `supernet_worker`, the main suite's measurement, with `variant` patched in."""
     import tensorflow as tf
 
-    from benchmarks.measures import peak_mb
-    from benchmarks.workers import compile_search, run_steps, train_function
-    from itnas_tf import spaces
+    from benchmarks.workers import supernet_worker
     from itnas_tf.engine import mixed_layer, supernet
 
     if variant == "weight step only":
@@ -32,19 +29,8 @@ def measure(strategy, variant, layers):
     elif variant == "mixing weights' gradient cut":
         plain = mixed_layer.weighted_sum
         mixed_layer.weighted_sum = lambda weights, outputs: plain(tf.stop_gradient(weights), outputs)
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(64, 32, 32, 3)).astype("float32")
-    y = rng.integers(0, 10, 64)
-    base = peak_mb()
-    model = spaces.supernet("darts", 10, 16, layers, mix="weighted", strategy=strategy)
-    compile_search(model)
-    model(x[:2])
-    model.optimizer.build(model.trainable_variables)
-    if strategy == "darts":
-        model.arch_optimizer.build(model.arch_weights)
-    run_steps(train_function(model), (((x, y), (x, y)) if strategy == "darts" else (x, y),), 3)
-    return peak_mb() - base
+    figures = supernet_worker(lambda: None, "darts", strategy, "weighted", 16, layers, 64, 32, warmup=1, steps=2)
+    return figures["peak_mb"]
 
 
 def main():

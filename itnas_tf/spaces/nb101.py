@@ -219,4 +219,3 @@ class Space:
 
 def space(name):
     return Space(SPACES[name])
-
