@@ -103,3 +103,21 @@ def test_an_edge_of_zeros_alone_still_runs():
     layer = MixedLayer.from_ops(["none", "none"], 4, 2, mix="weighted")
     out = layer(np.ones((2, 8, 8, 4), "float32"))
     assert out.shape == (2, 4, 4, 4) and not np.any(out)
+
+
+def test_weighted_mix_stays_finite_when_the_it_takes_all_its_attention():
+    """The IT's own column gets no gradient under the `weighted` mix, so nothing stops it from
+    taking the whole row; `a / sum(a)` was then 0 / 0 and the search stopped on a NaN loss."""
+    import tensorflow as tf
+
+    layer = MixedLayer.from_ops(["skip_connect", "avg_pool_3x3", "nor_conv_1x1"], 4, 1, affine=False)
+    x = tf.constant(RNG.standard_normal((2, 8, 8, 4)).astype("float32"))
+    layer.build(x.shape)
+    block = layer.block
+    block.query.assign(np.eye(4, dtype="float32"))
+    block.key.assign(np.eye(4, dtype="float32"))
+    block.position.assign(np.concatenate([np.full((1, 4), 30.0), np.zeros((3, 4))]).astype("float32"))
+    importance, weights = block([c(x) for c in layer.candidates])
+    assert not np.any(importance)  # every a_i underflowed
+    np.testing.assert_allclose(np.sum(weights, axis=-1), 1.0, rtol=1e-6)
+    assert np.all(np.isfinite(layer(x)))

@@ -52,6 +52,27 @@ def test_every_supernet_weight_is_made_once_and_learns(space, layers):
     assert [v.path for v, g in zip(model.trainable_variables, grads) if g is None] == []
 
 
+@pytest.mark.parametrize("space", ["s4", "nb201", "nb101_1shot1_s1"])
+def test_fit_trains_batch_norm_on_batch_statistics(space):
+    """`fit` passes `training=True` only to a model whose `call` takes it; without it every BatchNorm
+    ran in inference mode, so the supernet trained on moving statistics that never moved."""
+    model = spaces.supernet(space, 10, init_channels=4, layers=3 if space == "s4" else 1)
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.default_rng(0).normal(1.0, 2.0, size=(4, 8, 8, 3)).astype("float32")
+    model.fit(x, np.arange(4), batch_size=4, epochs=1, verbose=0)
+    means = [v.numpy() for v in model.non_trainable_variables if v.path.endswith("moving_mean")]
+    assert means and all(np.abs(m).sum() > 0 for m in means)
+
+
+def test_supernet_without_a_training_argument_is_refused():
+    class Bare(spaces.nb201.NB201Supernet):
+        def call(self, x):
+            return super().call(x)
+
+    with pytest.raises(TypeError, match="training"):
+        Bare(10, 4, 1)
+
+
 def test_darts_strategy_updates_alphas_on_valid_and_weights_on_train():
     keras.utils.set_random_seed(0)
     model = spaces.supernet("nb201", 3, init_channels=4, layers=1, strategy="darts")
@@ -76,3 +97,17 @@ def test_darts_strategy_updates_alphas_on_valid_and_weights_on_train():
 def test_unknown_space_is_refused():
     with pytest.raises(ValueError, match="Unknown space 'foo'"):
         spaces.supernet("foo", 10)
+
+
+def test_an_edge_whose_importances_all_underflowed_is_reported(caplog):
+    model = spaces.supernet("nb201", 10, init_channels=4, layers=1)
+    x = np.random.default_rng(0).normal(size=(2, 8, 8, 3)).astype("float32")
+    model(x)
+    with collecting_importance(model):
+        model(x)
+    edge, (_, _, layers) = next(iter(model.search_edges().items()))
+    for layer in layers:
+        layer.block.importance_sum.assign(np.zeros(len(layer.names), "float32"))
+    with caplog.at_level("WARNING"):
+        model.importance_table()
+    assert f"attends only to itself on {edge}:" in caplog.text

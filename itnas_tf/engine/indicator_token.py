@@ -27,7 +27,7 @@ class IndicatorTokenBlock(keras.layers.Layer):
     applied at every pixel. The IT `(c,)` and one positional vector per token are broadcast over
     `h, w`. The layer returns the IT's attention row over the candidates, `a = A[:, 0, 1:]`, and, with
     `encode=True`, the encoder's output for the IT token, `y = LN(z + FFN(z))`,
-    `z = LN(T_0 + sum_j A[0, j] V_j)`.
+    `z = LN(T_0 + sum_j A[0, j] V_j)`; without it, the weights of the `weighted` mix, `a / sum(a)`.
 
     Only the IT row of `A` is ever used, and the IT's query `q_0 = (IT + p_0) W_q` is the same at
     every pixel and for every sample. Hence `q_0 . k_j = sum_{h,w} T_j . (W_k q_0)`: the row costs one
@@ -153,15 +153,18 @@ class IndicatorTokenBlock(keras.layers.Layer):
     # -- forward ---------------------------------------------------------------------------------
 
     def call(self, tokens, candidate_mask=None):
-        """Returns `(a, y)`: the IT row over the candidates `(batch, n)` and the encoder output
-        `(batch, h, w, c)` (`None` unless `encode`)."""
+        """Returns `(a, y)`: the IT row over the candidates `(batch, n)`, and with `encode` the encoder
+        output `(batch, h, w, c)`, otherwise `a` renormalised over the candidates `(batch, n)`."""
         if len(tokens) != self.num_candidates:
             raise ValueError(f"Expected {self.num_candidates} candidate outputs, got {len(tokens)}.")
-        row = ops.softmax(self._scores(tokens, candidate_mask), axis=-1)  # (b, n + 1)
+        scores = self._scores(tokens, candidate_mask)
+        row = ops.softmax(scores, axis=-1)  # (b, n + 1)
         importance = row[:, 1:]
         self._collect(importance)
         if not self.encode:
-            return importance, None
+            # `a / sum(a)` as a softmax over the candidates' own scores: the same value, but finite
+            # when the IT's own column takes all the attention and every `a_i` underflows to 0
+            return importance, ops.softmax(scores[:, 1:], axis=-1)
         # z = LN(T_0 + sum_{j=0..n} A_0j V T_j), T_0 = IT + p_0, T_j = O_j + p_j. The token-constant
         # parts (the IT, the positions) add up to one c-vector per sample, so no position-shifted copy
         # of a map is made (or kept for the gradient): same value, a fraction of the memory.

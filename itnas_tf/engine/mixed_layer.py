@@ -98,11 +98,10 @@ class MixedLayer(keras.layers.Layer):
                 weights = weights * ops.cast(candidate_mask, dtype)
                 weights = weights / ops.sum(weights, axis=-1, keepdims=True)
         else:
-            importance, encoded = self.block(outputs, candidate_mask=candidate_mask)
+            _, mixing = self.block(outputs, candidate_mask=candidate_mask)
             if self.mix == "transformer":
-                return encoded
-            weights = importance / ops.sum(importance, axis=-1, keepdims=True)
-            weights = ops.cast(weights, dtype)
+                return mixing
+            weights = ops.cast(mixing, dtype)
         return weighted_sum(weights, outputs)
 
     def _run_sampled(self, x, zeros, mask):

@@ -1,8 +1,11 @@
 """`Supernet`: what every cell-space search network shares, whichever strategy ranks its edges."""
 
+import inspect
+
 import keras
 import numpy as np
 import tensorflow as tf
+from absl import logging
 from keras import ops
 
 from itnas_tf.distribution import multi_worker
@@ -28,6 +31,10 @@ class Supernet(keras.Model):
 
     def __init__(self, mix="weighted", strategy="it", **kwargs):
         super().__init__(**kwargs)
+        if "training" not in inspect.signature(self.call).parameters:
+            # Keras's `fit` passes `training=True` only to a model whose `call` takes it; without it
+            # every BatchNorm would train in inference mode, on statistics that never move
+            raise TypeError(f"{type(self).__name__}.call must take a `training` argument.")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}.")
         self.mix = mix
@@ -75,6 +82,13 @@ class Supernet(keras.Model):
             else:
                 values = np.mean([layer.block.mean_importance() for layer in layers], axis=0)
             table[edge] = dict(zip(layers[0].names, map(float, values)))
+        silent = [edge for edge, row in table.items() if sum(row.values()) < 1e-6]
+        if silent:
+            logging.warning(
+                "The IT attends only to itself on %s: every importance there is ~0, so the op derived "
+                "there is arbitrary. Search again with another --seed or a lower --learning_rate.",
+                ", ".join(silent),
+            )
         return table
 
     def compile(self, arch_optimizer=None, **kwargs):

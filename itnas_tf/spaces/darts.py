@@ -164,7 +164,7 @@ class DartsSupernet(Supernet):
             reduction_prev = reduction
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
-    def call(self, x):
+    def call(self, x, training=None):
         s0 = s1 = self.stem_bn(self.stem(x))
         weights = {"normal": self.edge_weights("normal"), "reduce": self.edge_weights("reduce")}
         for cell in self.cells:

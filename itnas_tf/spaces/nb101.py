@@ -121,7 +121,7 @@ class NB101Supernet(Supernet):
             self.body += [SearchCell(width, search_space, self.edge_mix, name=f"cell_{stack}_{i}") for i in range(layers)]
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
-    def call(self, x):
+    def call(self, x, training=None):
         x = self.stem(x)
         weights = None
         if self.strategy == "darts":

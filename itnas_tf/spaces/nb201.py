@@ -102,7 +102,7 @@ class NB201Supernet(Supernet):
         self.last_bn = batch_norm(name="last_bn")
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
-    def call(self, x):
+    def call(self, x, training=None):
         x = self.stem_bn(self.stem(x))
         weights = self.edge_weights("cell")
         for layer in self.body:
