@@ -190,7 +190,13 @@ class Searcher:
         )
         model.build_for_fit(next(iter(data.valid)))  # so a checkpoint can be assigned
         if self.strategy.num_replicas_in_sync > 1 and c.get("sync_batch_norm", True):
-            distribution.synchronize_batch_norm(model)
+            if distribution.multi_worker(self.strategy):
+                # its all-reduces inside the forward pass ran in a different order on each worker
+                # and deadlocked them (collective timeout), so each worker keeps its own statistics
+                logging.warning("--sync_batch_norm applies within one machine: across workers each "
+                                "worker's BatchNorms use its own part of the batch.")
+            else:
+                distribution.synchronize_batch_norm(model)
         optimizers = {"optimizer": optimizer}
         if arch_optimizer is not None:
             optimizers["arch_optimizer"] = arch_optimizer
