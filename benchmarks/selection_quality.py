@@ -42,11 +42,12 @@ EPOCHS = {"nb201": 25, "s4": 50}
 
 
 def search(space, variant, seed, args):
-    out = pathlib.Path(args.runs) / f"{space}-{variant}-seed{seed}"
+    warmup = [] if args.warmup_epochs is None else [f"--warmup_epochs={args.warmup_epochs}"]
+    out = pathlib.Path(args.runs) / f"{space}-{variant}-seed{seed}{'-warmup%d' % args.warmup_epochs if warmup else ''}"
     cmd = [
         sys.executable, "-m", "itnas_tf.search", *SETTINGS[space], *COMMON, *VARIANTS[variant],
         f"--dataset=npz:{args.shared}/data/cifar10/cifar10_train_1000.npz", f"--epochs={args.epochs or EPOCHS[space]}",
-        f"--seed={seed}", f"--output_dir={out}", "--resume",
+        f"--seed={seed}", f"--output_dir={out}", "--resume", *warmup,
     ]
     start = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -61,6 +62,7 @@ def main():
     parser.add_argument("--shared", default="../shared")
     parser.add_argument("--runs", default="runs/selection_quality")
     parser.add_argument("--epochs", type=int, help=f"Instead of each space's default ({EPOCHS}).")
+    parser.add_argument("--warmup_epochs", type=int, help="For the IT searches (default: theirs, 3/10 of the epochs).")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--spaces", nargs="+", default=list(SETTINGS))
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
@@ -69,7 +71,8 @@ def main():
     with open(f"{args.shared}/data/nb201/nb201_table.csv") as f:
         accuracy = {row["arch_str"]: float(row["cifar10_test_acc_200ep"]) for row in csv.DictReader(f)}
     figures = {"command": " ".join(sys.argv), "common_flags": COMMON, "settings": SETTINGS,
-               "epochs": {space: args.epochs or EPOCHS[space] for space in args.spaces}, "runs": []}
+               "epochs": {space: args.epochs or EPOCHS[space] for space in args.spaces},
+               "warmup_epochs": args.warmup_epochs, "runs": []}
     for space in args.spaces:
         for variant in args.variants:
             for seed in args.seeds:

@@ -31,6 +31,7 @@ flags.DEFINE_enum("augment", DEFAULTS["augment"], list(AUGMENTATIONS), "Search-t
 flags.DEFINE_enum("strategy", DEFAULTS["strategy"], list(STRATEGIES), "it: Indicator Tokens; darts: the DARTS baseline (alphas, first-order).")
 flags.DEFINE_enum("mix", DEFAULTS["mix"], list(MIX_MODES), "What a mixed edge returns under the IT strategy (see README).")
 flags.DEFINE_integer("epochs", DEFAULTS["epochs"], "Search epochs.", lower_bound=1)
+flags.DEFINE_integer("warmup_epochs", DEFAULTS["warmup_epochs"], "IT strategy: first epochs in which every IT attends uniformly, so all candidates train at the same weight before any is ranked (default: 3/10 of --epochs; the DARTS strategy's alphas train from the start).", lower_bound=0)
 flags.DEFINE_integer("batch_size", DEFAULTS["batch_size"], "Batch size.", lower_bound=1)
 flags.DEFINE_float("learning_rate", DEFAULTS["learning_rate"], "Initial SGD learning rate (cosine decay to --final_learning_rate).", lower_bound=0)
 flags.DEFINE_float("final_learning_rate", DEFAULTS["final_learning_rate"], "Where the cosine schedule ends (DARTS: 0; ProxylessNAS/SPOS ImageNet: 5e-4).", lower_bound=0)

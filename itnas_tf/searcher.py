@@ -19,7 +19,7 @@ from absl import logging
 from itnas_tf import checkpoint, distribution, plots, precision, run_dir, spaces
 from itnas_tf.counting import count
 from itnas_tf.data import DataError, search_data, streaming_search_data
-from itnas_tf.engine import collecting_importance
+from itnas_tf.engine import collecting_importance, set_ranking
 from itnas_tf.networks import target_network
 from itnas_tf.results import write_json_atomic, write_text_atomic
 
@@ -27,12 +27,12 @@ CHECKPOINT = "checkpoint.npz"
 OUTPUTS = ("result.json", "genotype.txt", "genotype.png", "trajectory.json", CHECKPOINT, "tensorboard")
 # Settings a resumed run must share with the checkpoint; the optimizer's may change (e.g. a lower
 # learning rate after a non-finite loss).
-IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "batch_size", "augment",
+IDENTITY = ("space", "dataset", "strategy", "mix", "init_channels", "layers", "seed", "epochs", "warmup_epochs", "batch_size", "augment",
             "search_train_split", "search_valid_split", "input_size")
 # The settings of a search (the search CLI's flags, less where it runs) and their defaults.
 DEFAULTS = {
     "space": "nb201", "dataset": "digits", "augment": "auto", "strategy": "it", "mix": "weighted",
-    "epochs": 50, "batch_size": 64, "learning_rate": 0.025, "final_learning_rate": 0.0, "momentum": 0.9, "weight_decay": 3e-4,
+    "epochs": 50, "warmup_epochs": None, "batch_size": 64, "learning_rate": 0.025, "final_learning_rate": 0.0, "momentum": 0.9, "weight_decay": 3e-4,
     "grad_clip": 5.0, "arch_learning_rate": 3e-4, "arch_weight_decay": 1e-3, "init_channels": None,
     "layers": None, "target_channels": None, "target_layers": None, "seed": 0, "deterministic": True,
     "mixed_precision": False, "jit_compile": False,
@@ -51,7 +51,16 @@ def search_config(**settings):
     unknown = sorted(set(settings) - set(DEFAULTS))
     if unknown:
         raise ValueError(f"Unknown search setting(s) {unknown}; known: {', '.join(DEFAULTS)}.")
-    return {**DEFAULTS, **settings}
+    return with_warmup({**DEFAULTS, **settings})
+
+
+def with_warmup(config):
+    """`config` with its `warmup_epochs` set: 3/10 of the search unless given, as PC-DARTS's 15 of 50
+    epochs. The candidates train at equal weight first, so that the IT does not rank ops it has
+    barely trained (docs/results.md, S4)."""
+    if config.get("warmup_epochs") is None:
+        config = {**config, "warmup_epochs": 3 * config.get("epochs", DEFAULTS["epochs"]) // 10}
+    return config
 
 
 class Searcher:
@@ -67,7 +76,7 @@ class Searcher:
     identity = IDENTITY
 
     def __init__(self, config, output_dir, resume=False, overwrite=False, data_dir=None):
-        self.config = dict(config)
+        self.config = with_warmup(dict(config))
         self.out = pathlib.Path(output_dir)
         self.resume = resume
         self.overwrite = overwrite
@@ -86,9 +95,12 @@ class Searcher:
             return self._run()
 
     def _run(self):
+        c = self.config
+        if c["warmup_epochs"] >= c["epochs"]:
+            raise ValueError(f"--warmup_epochs={c['warmup_epochs']} leaves no epoch to rank in: make it less "
+                             f"than --epochs={c['epochs']}.")
         if self.chief:
             run_dir.prepare(self.out, ("result.json", CHECKPOINT), OUTPUTS, self.resume, self.overwrite, "search result")
-        c = self.config
         path = self.out / CHECKPOINT
         resuming = self.resume and path.exists()
         if resuming:
@@ -110,6 +122,7 @@ class Searcher:
             callbacks.append(keras.callbacks.TensorBoard(str(self.out / "tensorboard"), write_graph=False))
         for epoch in range(state["epoch"], c["epochs"]):
             start = time.perf_counter()
+            set_ranking(model, epoch >= c["warmup_epochs"])
             logs = self.train_epoch(model, epoch, callbacks)
             if not math.isfinite(logs.get("loss", math.nan)):
                 raise run_dir.non_finite(epoch, path, state["epoch"])
@@ -117,7 +130,7 @@ class Searcher:
             state["seconds"] += time.perf_counter() - start
             state["epoch"] = epoch + 1
             state["trajectory"].append(
-                {"epoch": epoch + 1, "genotype": str(genotype), **logs, "selection_seconds": selection_seconds, "importance": table}
+                {"epoch": epoch + 1, "warmup": epoch < c["warmup_epochs"], "genotype": str(genotype), **logs, "selection_seconds": selection_seconds, "importance": table}
             )
             checkpoint.save(path, model, optimizers, state, write=self.chief)  # reads on every worker
             if self.chief:

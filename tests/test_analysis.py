@@ -17,6 +17,8 @@ from scipy import stats
 from itnas_tf import spaces
 from itnas_tf.analysis import (AnalysisError, BenchmarkError, NB201Table, candidate_cams, discretization_accuracy,
                                kendall_per_edge, load_runs, zero_cost_importance)
+from itnas_tf.analysis.runs import Run
+from itnas_tf.analysis.trajectory import accuracy_trajectories
 from itnas_tf.analysis.zero_cost import naswot, positive_weights, synflow
 from itnas_tf.data import search_data
 from itnas_tf.engine import MixedLayer, masked
@@ -76,6 +78,16 @@ def test_shared_benchmark_table_reproduces_the_published_optima(shared_data):
     table = NB201Table.from_csv(shared_data("nb201/nb201_table.csv"))
     assert len(table.accuracies) == 15625
     assert [table.optimum(d)[1] for d in table.datasets] == [94.3733, 73.5133, 47.3111]  # reference.md
+
+
+def test_warm_up_epochs_are_left_out_of_the_trajectory(shared_data):
+    table = NB201Table.from_csv(shared_data("nb201/nb201_table.csv"))
+    cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_3x3~2|"
+    ties = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"  # what uniform attention derives
+    run = Run(None, {"space": "nb201", "strategy": "it", "mix": "weighted"},
+              [{"warmup": True, "genotype": ties}, {"warmup": False, "genotype": cell}], None)
+    (row,) = accuracy_trajectories([run], table)["it-weighted"]
+    assert math.isnan(row[0]) and row[1] == table.accuracy(cell)
 
 
 def _tiny_supernet(strategy="it", seed=0):

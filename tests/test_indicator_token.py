@@ -85,6 +85,33 @@ def test_one_step_reaches_every_trainable_weight_of_the_block(mix):
         assert g is not None and np.abs(_np(g)).max() > 0, f"no gradient reaches {v.path}"
 
 
+@pytest.mark.parametrize("mix", ["weighted", "transformer"])
+def test_ranking_off_attends_uniformly_and_trains_no_ranking_weight_inside_a_compiled_step(mix):
+    layer = MixedLayer.from_ops(["sep_conv_3x3", "max_pool_3x3", "skip_connect"], 6, mix=mix)
+    x = tf.constant(RNG.standard_normal(SHAPE).astype("float32"))
+    layer(x)
+    layer.block.position.assign(0.5 * RNG.standard_normal(layer.block.position.shape).astype("float32"))
+    ranking = [layer.block.indicator, layer.block.position, layer.block.query, layer.block.key]
+
+    @tf.function
+    def step(mask):
+        with tf.GradientTape() as tape:
+            tokens = [c(x) for c in layer.candidates]
+            importance, _ = layer.block(tokens, candidate_mask=mask)
+            loss = tf.reduce_sum(tf.square(layer(x, candidate_mask=mask, training=True)))
+        return importance, tape.gradient(loss, [v.value for v in ranking])
+
+    mask = tf.constant([True, False, True])
+    importance, grads = step(mask)
+    assert np.ptp(_np(importance)[:, [0, 2]]) > 1e-2  # ranked
+    layer.block.set_ranking(False)
+    importance, grads = step(mask)  # the same traced function
+    np.testing.assert_allclose(_np(importance), [[1 / 3, 0, 1 / 3]] * SHAPE[0], rtol=1e-6)
+    for v, g in zip(ranking, grads):
+        if mix == "weighted" or v is layer.block.query or v is layer.block.key:
+            assert g is None or np.abs(_np(g)).max() == 0, f"{v.path} learns during the warm-up"
+
+
 def test_importance_is_accumulated_only_while_collecting(block):
     batches = [_tokens() for _ in range(3)]
     block(batches[0])  # not collecting: nothing recorded

@@ -45,6 +45,16 @@ def test_cli_searches_end_to_end_and_refuses_to_overwrite(tmp_path):
     assert json.loads((out / "result.json").read_text()) == result  # untouched
 
 
+def test_warm_up_epochs_train_every_candidate_at_equal_weight_then_the_it_ranks(tmp_path):
+    proc = _search(*TINY, "--epochs=2", "--warmup_epochs=1", "--dataset=digits", f"--output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    warm, ranked = json.loads((tmp_path / "trajectory.json").read_text())
+    assert warm["warmup"] and not ranked["warmup"]
+    for row in warm["importance"].values():  # the IT and the 5 candidates at 1/6 each
+        np.testing.assert_allclose(list(row.values()), 1 / 6, rtol=1e-5)
+    assert max(np.ptp(list(row.values())) for row in ranked["importance"].values()) > 1e-3
+
+
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -54,6 +64,7 @@ def test_cli_searches_end_to_end_and_refuses_to_overwrite(tmp_path):
         (["--learning_rate=-1"], "learning_rate"),
         (["--flagfile=/nonexistent.cfg"], "nonexistent.cfg"),
         (["--space=darts", "--layers=2"], "at least 3 cells"),
+        (["--epochs=2", "--warmup_epochs=2"], "--warmup_epochs=2 leaves no epoch to rank in"),
     ],
 )
 def test_cli_bad_input_is_a_clear_error(args, message, tmp_path):

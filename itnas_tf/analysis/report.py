@@ -160,7 +160,10 @@ def analyze(folders, out, table=None, discretize=True, zero_cost=True, gradcam_e
         report["optimum"] = {d: table.optimum(d) for d in table.datasets}
         trajectories = accuracy_trajectories(runs, table)
         plot_trajectories(trajectories, out / "trajectory.png", optimum=report["optimum"]["cifar10"][1])
-        report["trajectory"] = {label: rows.tolist() for label, rows in trajectories.items()}
+        report["trajectory"] = {  # warm-up epochs as null
+            label: [[None if np.isnan(v) else v for v in row] for row in rows.tolist()]
+            for label, rows in trajectories.items()
+        }
     if table is not None or discretize:
         per_run = collect(runs, table, discretize, zero_cost, finetune_steps, data_dir)
         report["per_run"] = per_run

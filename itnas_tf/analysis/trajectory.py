@@ -9,13 +9,16 @@ from itnas_tf import plots
 def accuracy_trajectories(runs, table, dataset="cifar10"):
     """`{label: (seeds, epochs) array}` of benchmark accuracies, one row per run of that label.
 
-    Runs of one label must have the same number of epochs (else mean and std mix lengths).
+    Runs of one label must have the same number of epochs (else mean and std mix lengths). A warm-up
+    epoch's genotype is an artefact of uniform attention (ties), so its accuracy is NaN, not plotted.
     """
     if any(r.space != "nb201" for r in runs):
         raise AnalysisError("Trajectories are looked up in the NAS-Bench-201 table: give nb201 searches.")
     grouped = {}
     for run in runs:
-        grouped.setdefault(run.label, []).append([table.accuracy(t["genotype"], dataset) for t in run.trajectory])
+        grouped.setdefault(run.label, []).append([
+            np.nan if t.get("warmup") else table.accuracy(t["genotype"], dataset) for t in run.trajectory
+        ])
     for label, rows in grouped.items():
         if len({len(r) for r in rows}) > 1:
             raise AnalysisError(f"The {label} runs have different numbers of epochs ({sorted({len(r) for r in rows})}); "

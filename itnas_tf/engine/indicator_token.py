@@ -97,6 +97,9 @@ class IndicatorTokenBlock(keras.layers.Layer):
             name="importance_count",
         )
         self.collecting = keras.Variable("zeros", shape=(), trainable=False, name="collecting")
+        # 1: the IT row is the attention; 0: uniform over the candidates (warm-up), and the
+        # ranking parameters get no gradient through it
+        self.ranking = keras.Variable("ones", shape=(), trainable=False, name="ranking")
 
     # -- attention -------------------------------------------------------------------------------
 
@@ -122,7 +125,7 @@ class IndicatorTokenBlock(keras.layers.Layer):
             ],
             axis=1,
         )
-        scores = scores / math.sqrt(self.token_size)
+        scores = scores * (ops.cast(self.ranking, "float32") / math.sqrt(self.token_size))
         return self._mask(scores, candidate_mask)
 
     @staticmethod
@@ -147,7 +150,7 @@ class IndicatorTokenBlock(keras.layers.Layer):
         t = ops.concatenate([it, stacked], axis=1) + self.position[None, :, None, None, :]
         q = ops.einsum("bnhwc,cd->bnhwd", t, self.query)
         k = ops.einsum("bnhwc,cd->bnhwd", t, self.key)
-        scores = ops.einsum("bihwc,bjhwc->bij", q, k) / math.sqrt(self.token_size)
+        scores = ops.einsum("bihwc,bjhwc->bij", q, k) * (self.ranking / math.sqrt(self.token_size))
         return ops.softmax(self._mask(scores, candidate_mask), axis=-1)
 
     # -- forward ---------------------------------------------------------------------------------
@@ -193,6 +196,10 @@ class IndicatorTokenBlock(keras.layers.Layer):
 
     def stop_collecting(self):
         self.collecting.assign(0.0)
+
+    def set_ranking(self, on):
+        """Off: the IT attends uniformly (warm-up: every candidate trains at the same weight)."""
+        self.ranking.assign(1.0 if on else 0.0)
 
     def mean_importance(self):
         """Mean IT attention per candidate over all collected samples, as a numpy array."""

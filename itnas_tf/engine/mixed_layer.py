@@ -179,3 +179,11 @@ def collecting_importance(model):
     finally:
         for layer in layers:
             layer.block.stop_collecting()
+
+
+def set_ranking(model, on):
+    """Switches the IT rows of every `MixedLayer` of `model` on, or off for a warm-up: off, every
+    IT attends uniformly, so each candidate trains at the same weight and no ranking is learned yet."""
+    for layer in mixed_layers(model):
+        if layer.block is not None:
+            layer.block.set_ranking(on)
