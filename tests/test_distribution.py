@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
@@ -44,6 +45,28 @@ def test_two_cpu_replicas_take_the_step_of_one_device(tmp_path):
     _finish(_search(*ONE_STEP, f"--output_dir={two}", "--distribution=mirrored", "--cpu_replicas=2", "--resume"))
     again = json.loads((two / "result.json").read_text())
     assert again["genotype"] == b["genotype"] and again["importance"] == b["importance"]
+
+
+def _sampled_step(replicas):
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "sampled_step.py"), str(replicas)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
+
+
+def test_sampled_paths_on_two_cpu_replicas_take_the_step_of_one_device():
+    # the chain space's layers (MBConvs and `zero`, two skipped per layer) with synchronised BatchNorm,
+    # which MirroredStrategy cannot all-reduce inside the `cond` that skips a candidate (issue 27)
+    one, two = _sampled_step(1), _sampled_step(2)
+    assert two["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    for layer, row in one["importance"].items():
+        assert two["importance"][layer] == pytest.approx(row, abs=1e-4)
+    for name, value in one["weights"].items():  # skipped candidates included: no update, no statistics
+        np.testing.assert_allclose(two["weights"][name], value, rtol=1e-4, atol=1e-6, err_msg=name)
+    for name, value in two["weights"].items():
+        skipped = name.startswith(("layer_0/mb6_k5/", "layer_1/mb3_k3/", "layer_1/mb3_k7/"))
+        if name.endswith("/moving_mean"):
+            assert (np.asarray(value) == 0).all() == skipped, name
 
 
 def _free_ports(n):

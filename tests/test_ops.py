@@ -104,6 +104,46 @@ def test_fused_batchnorm_gradient_matches_keras():
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
 
 
+def test_batchnorm_from_moment_sums_is_the_fused_training_step():
+    # the synchronised path (sums all-reduced over replicas) on one replica: the fused path's output,
+    # gradients and statistics; an empty batch changes no statistic and gives no NaN
+    import tensorflow as tf
+
+    x = tf.constant(_x((4, 5, 5, 3)) * 3.0 + 1.0)
+    weights = tf.reshape(tf.range(300.0), x.shape)
+    results = []
+    for synchronized in (False, True):
+        layer = batch_norm()
+        layer.build(x.shape)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer.from_sums(x, layer.moment_sums(x)) if synchronized else layer(x, training=True)
+            loss = tf.reduce_sum(y * weights)
+        results.append([y, *tape.gradient(loss, [x, *layer.trainable_weights]), layer.moving_mean, layer.moving_variance])
+        if synchronized:
+            empty = x[:0]
+            before = [v.numpy().copy() for v in (layer.moving_mean, layer.moving_variance)]
+            with tf.GradientTape() as tape:
+                loss = tf.reduce_sum(layer.from_sums(empty, layer.moment_sums(empty)))
+            grads = tape.gradient(loss, layer.trainable_weights)
+            assert all(np.isfinite(g.numpy()).all() for g in grads)
+            for v, b in zip((layer.moving_mean, layer.moving_variance), before):
+                np.testing.assert_array_equal(v, b)
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_mbconv_segments_are_its_call():
+    op = MBConv(8, 5, 3, stride=2, se=True)
+    x = _x((2, 9, 9, 4))
+    op.build(x.shape)
+    y = x
+    for layer, bn in op.segments():
+        y = bn(layer(y), training=False)
+    np.testing.assert_array_equal(y, op(x, training=False))
+    assert len(op.segments()) == 3 and len(MBConv(8, 3, 1).segments()) == 2
+
+
 def test_noise_ignores_its_input():
     a, b = Noise(seed=3), Noise(seed=3)
     y1 = ops.convert_to_numpy(a(np.zeros((4, 8, 8, 8), "float32")))

@@ -79,7 +79,7 @@ class MixedLayer(keras.layers.Layer):
         if self.block is not None and not self.block.built:
             self.block.build(shapes[0])
 
-    def call(self, x, candidate_mask=None, weights=None):
+    def call(self, x, candidate_mask=None, weights=None, training=None):
         """`weights` (`(n,)`, the DARTS strategy's softmaxed alphas) is required with `mix="alphas"`,
         where a mask renormalises them over the active candidates."""
         if candidate_mask is None:
@@ -88,7 +88,7 @@ class MixedLayer(keras.layers.Layer):
         if all(zeros):
             zeros[0] = False  # something must give the output its shape
         outputs = [None if zero else candidate(x) for zero, candidate in zip(zeros, self.candidates)] \
-            if candidate_mask is None or len(candidate_mask.shape) != 1 else self._run_sampled(x, zeros, candidate_mask)
+            if candidate_mask is None or len(candidate_mask.shape) != 1 else self._run_sampled(x, zeros, candidate_mask, training)
         dtype = next(o.dtype for o in outputs if o is not None)
         if self.block is None:
             if weights is None:
@@ -104,8 +104,10 @@ class MixedLayer(keras.layers.Layer):
             weights = ops.cast(mixing, dtype)
         return weighted_sum(weights, outputs)
 
-    def _run_sampled(self, x, zeros, mask):
+    def _run_sampled(self, x, zeros, mask, training):
         """The outputs with the candidates that `mask` leaves out replaced by zeros, uncomputed."""
+        if training and _synchronized_replicas() and any(_synchronized(c) for c in self.candidates):
+            return self._run_sampled_synchronized(x, zeros, mask)
         outputs = []
         for zero, candidate, active in zip(zeros, self.candidates, ops.unstack(ops.cast(mask, "bool"))):
             if zero:
@@ -115,6 +117,49 @@ class MixedLayer(keras.layers.Layer):
             outputs.append(
                 ops.cond(active, lambda c=candidate: c(x), lambda c=candidate: ops.zeros(shape, c.compute_dtype))
             )
+        return outputs
+
+    def _run_sampled_synchronized(self, x, zeros, mask):
+        """`_run_sampled` where BatchNorms all-reduce their moments across replicas.
+
+        `MirroredStrategy` cannot all-reduce inside a `cond`. So no `cond` here: each candidate runs
+        on the first `b * active` samples, the whole batch or none, and a skipped one computes
+        nothing (its convolutions see an empty batch; its BatchNorms get zero sums and keep their
+        statistics). The mask is the same on every replica, so all skip the same candidates. The
+        candidates run as their `segments()`, side by side, so that one all-reduce per segment
+        serves every candidate's BatchNorm (3 for an MBConv layer instead of 3 per candidate).
+        """
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        batch = ops.shape(x)[0]
+        runs = {}  # candidate index -> (its samples, its segments)
+        for i, (zero, candidate, active) in enumerate(zip(zeros, self.candidates, ops.unstack(ops.cast(mask, "int32")))):
+            if zero:
+                continue
+            if not hasattr(candidate, "segments"):
+                raise NotImplementedError(
+                    f"MixedLayer '{self.name}': {type(candidate).__name__} has no `segments()`, so its synchronised "
+                    "BatchNorms cannot run on a sampled path; train with --sync_batch_norm=false."
+                )
+            runs[i] = (batch * active, candidate.segments())
+        maps = {i: x[:taken] for i, (taken, _) in runs.items()}
+        for k in range(max(len(segments) for _, segments in runs.values())):
+            stage = [i for i, (_, segments) in runs.items() if k < len(segments)]
+            pre = {i: runs[i][1][k][0](maps[i]) for i in stage}
+            sums = [runs[i][1][k][1].moment_sums(pre[i]) for i in stage]
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, ops.concatenate(sums, axis=0))
+            parts = tf.split(total, [part.shape[0] for part in sums])
+            for i, part in zip(stage, parts):
+                maps[i] = runs[i][1][k][1].from_sums(pre[i], part)
+        outputs = []
+        for i in range(len(self.candidates)):
+            if i not in runs:
+                outputs.append(None)
+                continue
+            output = ops.pad(maps[i], [[0, batch - runs[i][0]], [0, 0], [0, 0], [0, 0]])
+            output.set_shape((None, *self.output_shape_[1:]))
+            outputs.append(output)
         return outputs
 
     def importance(self):
@@ -137,6 +182,18 @@ class MixedLayer(keras.layers.Layer):
         config = dict(config)
         config["candidates"] = [keras.saving.deserialize_keras_object(c) for c in config["candidates"]]
         return cls(**config)
+
+
+def _synchronized(layer):
+    """Whether `layer` holds a BatchNorm that all-reduces its moments across replicas."""
+    return any(getattr(sub, "synchronized", False) for sub in layer._flatten_layers())
+
+
+def _synchronized_replicas():
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return context is not None and context.num_replicas_in_sync > 1
 
 
 def mixed_layers(model):

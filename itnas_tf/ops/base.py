@@ -47,35 +47,83 @@ class BatchNorm(keras.layers.BatchNormalization):
     the gradient; on the CPU that cost more than the convolutions of an NB201 supernet. One
     `FusedBatchNormV3` forward and one gradient op do the same work in a pass or two. As in PyTorch
     (and the DARTS/NB201 references), the running variance averages the unbiased batch variance.
-    Masks, renorm, synchronized BN and other layouts take Keras's own path.
+
+    `synchronized=True` on several replicas: the moments of the global batch, from per-replica sums
+    all-reduced in one call (`moment_sums`, `from_sums`). Masks, renorm and other layouts take
+    Keras's own path.
     """
 
     def _fused(self, inputs):
-        return not (
-            self.renorm or self.synchronized or len(inputs.shape) != 4 or self.axis not in (-1, 3)
-        )
+        return not (self.renorm or len(inputs.shape) != 4 or self.axis not in (-1, 3))
 
     def call(self, inputs, training=None, mask=None):
         if mask is not None or not self._fused(inputs):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
+        if training and self.trainable and self.synchronized:
+            context = tf.distribute.get_replica_context()
+            if context is not None and context.num_replicas_in_sync > 1:
+                return self._synchronized_call(inputs, context)
         x = tf.cast(inputs, "float32")  # as Keras does: statistics in float32 under mixed precision
-        c = x.shape[-1]
-        scale = tf.cast(self.gamma, "float32") if self.scale else tf.ones([c])
-        offset = tf.cast(self.beta, "float32") if self.center else tf.zeros([c])
+        scale, offset = self._affine(x.shape[-1])
         if training and self.trainable:
             y, mean, variance = tf.compat.v1.nn.fused_batch_norm(
                 x, scale, offset, epsilon=self.epsilon, is_training=True
             )[:3]
-            for stat, batch_stat in ((self.moving_mean, mean), (self.moving_variance, variance)):
-                stat.assign(stat * self.momentum + batch_stat * (1.0 - self.momentum))
+            self._update_moving(mean, variance)
         else:
             y = tf.compat.v1.nn.fused_batch_norm(
                 x, scale, offset, mean=tf.cast(self.moving_mean, "float32"),
                 variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon, is_training=False,
             )[0]
         return tf.cast(y, self.compute_dtype)
+
+    def _synchronized_call(self, inputs, context):
+        """Training-mode output on the moments of the global batch."""
+        import tensorflow as tf
+
+        return self.from_sums(inputs, context.all_reduce(tf.distribute.ReduceOp.SUM, self.moment_sums(inputs)))
+
+    def moment_sums(self, inputs):
+        """This replica's `[count, sum over (b, h, w), sum of squares]`, `(2c + 1,)` float32: summed
+        over replicas, the input of `from_sums`. A caller may all-reduce many BatchNorms' at once."""
+        import tensorflow as tf
+
+        x = tf.cast(inputs, "float32")
+        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), "float32")
+        return tf.concat([count[None], tf.reduce_sum(x, (0, 1, 2)), tf.reduce_sum(tf.square(x), (0, 1, 2))], 0)
+
+    def from_sums(self, inputs, sums):
+        """Training-mode output from the global batch's `moment_sums`. With no sample at all (a
+        candidate that a sampled path skips): sums of 0, no NaN (in the gradient either), and the
+        moving statistics stay as they are."""
+        import tensorflow as tf
+
+        x = tf.cast(inputs, "float32")
+        c = x.shape[-1]
+        count = tf.maximum(sums[0], 1.0)
+        mean = sums[1:c + 1] / count
+        variance = tf.maximum(sums[c + 1:] / count - tf.square(mean), 0.0)
+        self._update_moving(mean, variance * count / tf.maximum(count - 1.0, 1.0), seen=sums[0] > 0)
+        scale, offset = self._affine(c)
+        y = (x - mean) * (scale * tf.math.rsqrt(variance + self.epsilon)) + offset
+        return tf.cast(y, self.compute_dtype)
+
+    def _affine(self, c):
+        import tensorflow as tf
+
+        scale = tf.cast(self.gamma, "float32") if self.scale else tf.ones([c])
+        offset = tf.cast(self.beta, "float32") if self.center else tf.zeros([c])
+        return scale, offset
+
+    def _update_moving(self, mean, unbiased_variance, seen=None):
+        """PyTorch's running averages; `seen` false (a tensor): no sample this step, no change."""
+        import tensorflow as tf
+
+        for stat, batch_stat in ((self.moving_mean, mean), (self.moving_variance, unbiased_variance)):
+            value = stat * self.momentum + batch_stat * (1.0 - self.momentum)
+            stat.assign(value if seen is None else tf.where(seen, value, stat))
 
 
 def batch_norm(affine=True, **kwargs):

@@ -39,6 +39,23 @@ class SqueezeExcite(Op):
 
 
 @register
+class DepthwiseConv2D(keras.layers.DepthwiseConv2D):
+    """Keras's DepthwiseConv2D (no bias, no activation) whose kernel gradient is zero for an empty batch.
+
+    TensorFlow's `DepthwiseConv2dNativeBackpropFilter` returns uninitialised memory, not zeros, when
+    the batch is empty (measured: kernels of 1e30 after one step). A sampled path skips an MBConv by
+    running it on an empty batch when its BatchNorms are synchronised across replicas.
+    """
+
+    def call(self, inputs, training=None):
+        kernel = ops.convert_to_tensor(self.kernel)
+        if training:  # the same value; exported and inference graphs are the plain convolution
+            kernel = ops.where(ops.shape(inputs)[0] > 0, kernel, ops.stop_gradient(kernel))
+        return ops.depthwise_conv(inputs, kernel, strides=self.strides, padding=self.padding,
+                                  dilation_rate=self.dilation_rate, data_format=self.data_format)
+
+
+@register
 class MBConv(Op):
     """Inverted bottleneck: 1x1 expand (none when e=1), BN, ReLU6; kxk depthwise, BN, ReLU6;
     [SE]; 1x1 project, BN.
@@ -65,21 +82,34 @@ class MBConv(Op):
         if self.expand_ratio != 1:
             self.expand = keras.layers.Conv2D(mid, 1, use_bias=False, name="expand")
             self.expand_bn = batch_norm(name="expand_bn")
-        self.depthwise = keras.layers.DepthwiseConv2D(
+        self.depthwise = DepthwiseConv2D(
             self.kernel_size, self.stride, padding=self._dw_padding, use_bias=False, name="depthwise"
         )
         self.depthwise_bn = batch_norm(name="depthwise_bn")
         super().build(input_shape)
 
     def call(self, x, training=None):
-        if self.expand is not None:
-            x = ops.relu6(self.expand_bn(self.expand(x), training=training))
-        if self.pad is not None:
-            x = self.pad(x)
-        x = ops.relu6(self.depthwise_bn(self.depthwise(x), training=training))
-        if self.squeeze_excite is not None:
-            x = self.squeeze_excite(x)
-        return self.project_bn(self.project(x), training=training)
+        for layer, bn in self.segments():
+            x = bn(layer(x), training=training)
+        return x
+
+    def segments(self):
+        """The op as `[(f, bn), ...]`: each BatchNorm `bn` normalises `f` of the previous one's output.
+
+        `call` runs them in turn. A mixed layer with synchronised BatchNorms runs its candidates'
+        segments side by side, to all-reduce the moments of a whole stage of candidates at once.
+        """
+
+        def depthwise(x):
+            x = ops.relu6(x) if self.expand is not None else x
+            return self.depthwise(self.pad(x) if self.pad is not None else x)
+
+        def project(x):
+            x = ops.relu6(x)
+            return self.project(self.squeeze_excite(x) if self.squeeze_excite is not None else x)
+
+        expand = [(self.expand, self.expand_bn)] if self.expand is not None else []
+        return expand + [(depthwise, self.depthwise_bn), (project, self.project_bn)]
 
     def get_config(self):
         config = {
