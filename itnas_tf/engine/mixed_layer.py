@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock, weighted_sum
-from itnas_tf.ops.base import register
+from itnas_tf.ops.base import register, replica_context
 from itnas_tf.ops.basic import Zero
 from itnas_tf.ops.registry import make_op
 
@@ -106,7 +106,7 @@ class MixedLayer(keras.layers.Layer):
 
     def _run_sampled(self, x, zeros, mask, training):
         """The outputs with the candidates that `mask` leaves out replaced by zeros, uncomputed."""
-        if training and _synchronized_replicas() and any(_synchronized(c) for c in self.candidates):
+        if training and replica_context() is not None and any(_synchronized(c) for c in self.candidates):
             return self._run_sampled_synchronized(x, zeros, mask)
         outputs = []
         for zero, candidate, active in zip(zeros, self.candidates, ops.unstack(ops.cast(mask, "bool"))):
@@ -131,7 +131,7 @@ class MixedLayer(keras.layers.Layer):
         """
         import tensorflow as tf
 
-        context = tf.distribute.get_replica_context()
+        context = replica_context()
         batch = ops.shape(x)[0]
         runs = {}  # candidate index -> (its samples, its segments)
         for i, (zero, candidate, active) in enumerate(zip(zeros, self.candidates, ops.unstack(ops.cast(mask, "int32")))):
@@ -187,13 +187,6 @@ class MixedLayer(keras.layers.Layer):
 def _synchronized(layer):
     """Whether `layer` holds a BatchNorm that all-reduces its moments across replicas."""
     return any(getattr(sub, "synchronized", False) for sub in layer._flatten_layers())
-
-
-def _synchronized_replicas():
-    import tensorflow as tf
-
-    context = tf.distribute.get_replica_context()
-    return context is not None and context.num_replicas_in_sync > 1
 
 
 def mixed_layers(model):

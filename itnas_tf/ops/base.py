@@ -61,10 +61,9 @@ class BatchNorm(keras.layers.BatchNormalization):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf
 
-        if training and self.trainable and self.synchronized:
-            context = tf.distribute.get_replica_context()
-            if context is not None and context.num_replicas_in_sync > 1:
-                return self._synchronized_call(inputs, context)
+        context = replica_context() if training and self.trainable and self.synchronized else None
+        if context is not None:  # the moments of the global batch
+            return self.from_sums(inputs, context.all_reduce(tf.distribute.ReduceOp.SUM, self.moment_sums(inputs)))
         x = tf.cast(inputs, "float32")  # as Keras does: statistics in float32 under mixed precision
         scale, offset = self._affine(x.shape[-1])
         if training and self.trainable:
@@ -78,12 +77,6 @@ class BatchNorm(keras.layers.BatchNormalization):
                 variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon, is_training=False,
             )[0]
         return tf.cast(y, self.compute_dtype)
-
-    def _synchronized_call(self, inputs, context):
-        """Training-mode output on the moments of the global batch."""
-        import tensorflow as tf
-
-        return self.from_sums(inputs, context.all_reduce(tf.distribute.ReduceOp.SUM, self.moment_sums(inputs)))
 
     def moment_sums(self, inputs):
         """This replica's `[count, sum over (b, h, w), sum of squares]`, `(2c + 1,)` float32: summed
@@ -124,6 +117,14 @@ class BatchNorm(keras.layers.BatchNormalization):
         for stat, batch_stat in ((self.moving_mean, mean), (self.moving_variance, unbiased_variance)):
             value = stat * self.momentum + batch_stat * (1.0 - self.momentum)
             stat.assign(value if seen is None else tf.where(seen, value, stat))
+
+
+def replica_context():
+    """The replica context of a step on several replicas, where an all-reduce spans them; else None."""
+    import tensorflow as tf
+
+    context = tf.distribute.get_replica_context()
+    return context if context is not None and context.num_replicas_in_sync > 1 else None
 
 
 def batch_norm(affine=True, **kwargs):
