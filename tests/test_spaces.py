@@ -111,3 +111,23 @@ def test_an_edge_whose_importances_all_underflowed_is_reported(caplog):
     with caplog.at_level("WARNING"):
         model.importance_table()
     assert f"attends only to itself on {edge}:" in caplog.text
+
+
+@pytest.mark.parametrize("space, layers", [("nb201", 1), ("s4", 3), ("proxyless", None)])
+def test_first_eager_call_builds_what_keras_symbolic_build_does(space, layers):
+    """A supernet's first eager call builds each layer as the call reaches it instead of tracing `call`
+    symbolically first: the same variables in the same order with the same initial values."""
+    chain = {"widths": {"stem": 4, "first": 4, "stages": [4] * 8 + [8] * 12 + [8], "head": 8}} if layers is None else {}
+    x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
+    built = []
+    for first_call in ("eager", "symbolic"):
+        keras.backend.clear_session()  # the same layer names
+        keras.utils.set_random_seed(0)
+        model = spaces.supernet(space, 10, init_channels=4, layers=layers, **chain)
+        if first_call == "symbolic":  # Keras's own build: `call` traced on a symbolic input
+            model(keras.KerasTensor(x.shape))
+        model(x)  # (S4's noise op draws in it)
+        built.append({v.path: v.numpy() for v in model.variables})
+    assert list(built[0]) == list(built[1])
+    for path in built[0]:
+        np.testing.assert_array_equal(built[0][path], built[1][path], err_msg=path)

@@ -106,11 +106,22 @@ class Supernet(keras.Model):
         `MultiWorkerMirroredStrategy` cannot do (keras-team/keras#20585); built here, `fit` skips it.
         """
         x, y = batch
-        self(x[:2])
+        y_pred = self(x[:2])
+        for compiled in (self._compile_loss, self._compile_metrics):
+            if compiled is not None and not compiled.built:  # else `_symbolic_build` traces `call` for y_pred
+                compiled.build(y[:2], y_pred)
         self._symbolic_build(data_batch=(x[:2], y[:2]))
         if self.arch_optimizer is not None:
             self.arch_optimizer.build(self.arch_weights)
         self._built_for_fit = True
+
+    def _maybe_build(self, call_spec):
+        if not self.built and call_spec.eager:
+            # Keras would build the network by tracing all of `call` symbolically before this eager
+            # call (as long as tracing a forward pass); marked built, each layer builds from its input
+            # shape as the call reaches it, in the same order, so with the same initial values.
+            self.built = True
+        super()._maybe_build(call_spec)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if not self._built_for_fit:

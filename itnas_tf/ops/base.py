@@ -19,8 +19,20 @@ class Op(keras.layers.Layer):
     """
 
     def build(self, input_shape):
-        self.call(keras.KerasTensor(tuple(input_shape), dtype=self.compute_dtype))
+        self.compute_output_shape(input_shape)
         self.built = True
+
+    def compute_output_shape(self, input_shape):
+        """From a symbolic pass of `call`, remembered per input shape: Keras would trace `call` again
+        for every symbolic call of the op (a mixed layer's shape check, a parent op's build)."""
+        key = str(input_shape)
+        shapes = self.__dict__.setdefault("_output_shapes", {})
+        if key not in shapes:
+            inputs = keras.tree.map_shape_structure(
+                lambda shape: keras.KerasTensor(tuple(shape), dtype=self.compute_dtype), input_shape
+            )
+            shapes[key] = tuple(self.call(inputs).shape)
+        return shapes[key]
 
 
 def same_padding(kernel_size, stride, dilation=1):
