@@ -11,6 +11,7 @@ a selection pass, in eval mode without gradients. After the timed steps, one ste
 import collections
 import os
 import statistics
+import time
 
 from benchmarks.measures import op_shares, peak_mb, timed
 
@@ -48,7 +49,7 @@ def build(space, init_channels, layers):
     return get_cell_based_tiny_net({**config, "num_classes": 10, "affine": False, "track_running_stats": True})
 
 
-def peer_worker(ready, space, layout, init_channels, layers, batch, side, warmup, steps):
+def peer_worker(ready, space, layout, init_channels, layers, batch, side, warmup, steps, launched):
     import torch
 
     threads = len(os.sched_getaffinity(0))
@@ -79,13 +80,16 @@ def peer_worker(ready, space, layout, init_channels, layers, batch, side, warmup
         with torch.no_grad():
             return model(x)[1].sum().item()
 
-    warmup_s = sum(timed(train_step, warmup)) + sum(timed(forward, warmup))
+    warmup_s = sum(timed(train_step, 1))
+    startup_s = time.time() - launched  # from the process's start to the end of its first training step
+    warmup_s += sum(timed(train_step, warmup - 1)) + sum(timed(forward, warmup))
     ready()
     train = timed(train_step, steps)
     selection_forward = timed(forward, steps)
     figures = {
         "step_s": statistics.median(train), "forward_s": statistics.median(selection_forward), "warmup_s": warmup_s,
-        "peak_mb": peak_mb() - base, "params": sum(p.numel() for p in weights), "threads": threads,
+        "startup_s": startup_s, "peak_mb": peak_mb() - base, "params": sum(p.numel() for p in weights),
+        "threads": threads,
     }
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profiler:
         train_step()

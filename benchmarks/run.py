@@ -23,6 +23,7 @@ and adds that section to the same report. The sizes are in `benchmarks/sizes.py`
 
 import argparse
 import contextlib
+import inspect
 import json
 import os
 import pathlib
@@ -56,6 +57,8 @@ def worker_main(spec):
         from benchmarks import workers
 
         worker = getattr(workers, f"{kind}_worker")
+    if "launched" not in inspect.signature(worker).parameters:
+        spec.pop("launched")
     print("RESULT " + json.dumps(worker(ready, **spec)), flush=True)
 
 
@@ -73,8 +76,9 @@ def run_workers(specs, parallel, log):
 
     def start(i):
         logs[i] = tempfile.TemporaryFile("w+")
+        spec = json.dumps({**specs[i], "launched": time.time()})  # the start-up part's clock starts here
         procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.run", "--worker", json.dumps(specs[i])], cwd=ROOT, env=env,
+            [sys.executable, "-m", "benchmarks.run", "--worker", spec], cwd=ROOT, env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[i], text=True,
         )
         threading.Thread(target=lambda: [events.put((i, line)) for line in procs[i].stdout] + [events.put((i, None))],
@@ -120,7 +124,9 @@ def run_workers(specs, parallel, log):
 
 def plan(sizes, everything=False):
     """Every worker spec of a run, by part."""
-    parts = {"supernet": [], "edge": [], "pipeline": [], "serving": []}
+    parts = {"startup": [], "supernet": [], "edge": [], "pipeline": [], "serving": []}
+    for net in sizes["startup"]:
+        parts["startup"].append({"kind": "startup", "mix": "weighted", **net})
     for net in sizes["supernets"]:
         for strategy, mix in VARIANTS:
             if (net["space"], strategy, mix) in ONLY_WITH_ALL and not everything:
@@ -159,13 +165,18 @@ def peer_plan(sizes):
     return specs
 
 
-def measure(sizes, parallel, everything, log):
-    parts = plan(sizes, everything)
-    specs = [spec for part in parts.values() for spec in part]
-    results = iter(run_workers(specs, parallel, log))
-    measured = {part: [{**spec, **next(results)} for spec in part_specs] for part, part_specs in parts.items()}
-    edge = measured["edge"][0]
-    measured["edge"] = [{**point, "side": edge["side"], "step_s": t} for point, t in zip(edge["points"], edge["step_s"])]
+def measure(sizes, parallel, everything, log, only=None):
+    """`{part: rows}` of the parts in `only` (default: all). Start-up runs one process at a time: a
+    process tracing beside it would count in its figure."""
+    parts = {part: specs for part, specs in plan(sizes, everything).items() if only is None or part in only}
+    measured = {}
+    for part_parallel, names in ((1, ["startup"]), (parallel, [p for p in parts if p != "startup"])):
+        specs = [spec for name in names if name in parts for spec in parts[name]]
+        results = iter(run_workers(specs, part_parallel, log))
+        measured.update({name: [{**spec, **next(results)} for spec in parts[name]] for name in names if name in parts})
+    if "edge" in measured:
+        edge = measured["edge"][0]
+        measured["edge"] = [{**point, "side": edge["side"], "step_s": t} for point, t in zip(edge["points"], edge["step_s"])]
     return measured
 
 
@@ -176,6 +187,21 @@ def measure_peer(sizes, parallel, log):
         implementation = "xautodl" if spec["kind"] == "peer" else "itnas_tf"
         rows.append({**spec, **result, "cells": cells(spec["space"], spec["layers"]), "implementation": implementation})
     return rows
+
+
+def merge_parts(path, measured, only):
+    """The last default run's figures at `path` with the parts in `only` replaced by `measured`'s; each
+    part keeps the command, time and machine that made it."""
+    if not path.exists():
+        sys.exit(f"--only updates the figures of a default run, and {path} is absent: run `python -m benchmarks.run` first.")
+    results = json.loads(path.read_text())
+    if results["sizes"] != measured["sizes"]:
+        sys.exit(f"{path} holds a {results['sizes']} run; --only measured {measured['sizes']} sizes: give the same --quick.")
+    made_by = {k: measured[k] for k in ("seconds", "machine", "command")}
+    for part in only:
+        results[part] = measured[part]
+        results.setdefault("parts_made_by", {})[part] = made_by
+    return results
 
 
 def machine():
@@ -200,6 +226,8 @@ def main():
                         help="Also the transformer mix on the DARTS supernet (about 7 more minutes).")
     parser.add_argument("--peer", action="store_true",
                         help="Instead: our supernet against xautodl's PyTorch one (needs benchmarks/requirements-peer.txt).")
+    parser.add_argument("--only", nargs="+", choices=["startup", "supernet", "edge", "pipeline", "serving"],
+                        help="Measure these parts only; the others keep the figures of the last default run.")
     parser.add_argument("--parallel", type=int, default=2, help="Workers warming up at once (timing is one at a time).")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="The Markdown report.")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "benchmarks.json"),
@@ -213,6 +241,8 @@ def main():
         parser.error("--parallel must be at least 1")
     if args.peer and args.all:
         parser.error("--peer and --all are separate runs: give one of them")
+    if args.peer and args.only:
+        parser.error("--only picks parts of the default run, not of --peer")
     from itnas_tf.results import write_json_atomic, write_text_atomic
 
     figures = {"main": pathlib.Path(args.json), "peer": pathlib.Path(args.json).with_name("peer.json")}
@@ -231,13 +261,15 @@ def main():
         from itnas_tf.searcher import DEFAULTS
 
         results = {"rows": measure_peer(SIZES[name], args.parallel, log), "versions": peer_versions,
-                   "threads": len(os.sched_getaffinity(0)), "mix": DEFAULTS["mix"]}
+                   "threads": len(os.sched_getaffinity(0)), "mix": DEFAULTS["mix"], "parallel": args.parallel}
     else:
-        results = measure(SIZES[name], args.parallel, args.all, log)
+        results = measure(SIZES[name], args.parallel, args.all, log, args.only)
     command = " ".join(["python -m benchmarks.run"] + [f"--{flag}" for flag in ("quick", "all", "peer")
                                                        if getattr(args, flag)])
     results.update(sizes=name, seconds=time.perf_counter() - start, machine=machine(), command=command)
     written = figures["peer" if args.peer else "main"]
+    if args.only:
+        results = merge_parts(written, results, args.only)
     write_json_atomic(written, results)
     runs = {part: json.loads(path.read_text()) for part, path in figures.items() if path.exists()}
     write_text_atomic(pathlib.Path(args.out), render(runs.get("main"), runs.get("peer")))

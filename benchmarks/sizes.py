@@ -8,6 +8,15 @@ EDGE_OPS = {
 # name -> sizes; "quick" keeps every code path at toy sizes
 SIZES = {
     "full": {
+        # start-up: process start to the end of the first training step, each supernet as searched
+        "startup": [
+            {"space": "darts", "strategy": "it", "init_channels": 16, "layers": 8, "batch": 64, "side": 32},
+            {"space": "darts", "strategy": "darts", "init_channels": 16, "layers": 8, "batch": 64, "side": 32},
+            {"space": "nb201", "strategy": "it", "init_channels": 16, "layers": 5, "batch": 64, "side": 32},
+            {"space": "nb201", "strategy": "darts", "init_channels": 16, "layers": 5, "batch": 64, "side": 32},
+            # the sampled chain at the reference widths (`layers`, `init_channels`: not settings of a chain)
+            {"space": "proxyless", "strategy": "it", "init_channels": None, "layers": None, "batch": 64, "side": 32},
+        ],
         "supernets": [
             # the DARTS supernet first: its tracing is the longest, the rest fills the other core meanwhile
             {"space": "darts", "init_channels": 16, "layers": 8, "batch": 64, "side": 32, "warmup": 1, "steps": 3},
@@ -26,6 +35,9 @@ SIZES = {
         ],
     },
     "quick": {
+        "startup": [
+            {"space": "nb201", "strategy": "it", "init_channels": 4, "layers": 1, "batch": 8, "side": 16},
+        ],
         "supernets": [
             {"space": "nb201", "init_channels": 4, "layers": 1, "batch": 8, "side": 16, "warmup": 1, "steps": 2},
         ],

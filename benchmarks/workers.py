@@ -67,7 +67,47 @@ def compile_search(model):
     )
 
 
-def supernet_worker(ready, space, strategy, mix, init_channels, layers, batch, side, warmup, steps, profile=False):
+def supernet_data(space, strategy, batch, side):
+    """A seeded random batch `(x, y)` and the step's data: `((x, y), (x, y))` for the DARTS strategy
+    (an alpha step on a search-valid batch, then the weight step)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(batch, side, side, 3)).astype("float32")
+    y = rng.integers(0, 10, batch)
+    return x, y, ((x, y), (x, y)) if strategy == "darts" else (x, y)
+
+
+def startup_worker(ready, space, strategy, mix, init_channels, layers, batch, side, launched):
+    """Start-up: wall time from the process's start (`launched`, the parent's clock at `Popen`) to the end
+    of the first training step, by part, the supernet built as the searcher builds it."""
+    from itnas_tf import spaces
+
+    marks = {"imports": time.time()}
+    keras.utils.set_random_seed(0)
+    x, y, data = supernet_data(space, strategy, batch, side)
+    model = spaces.supernet(space, 10, init_channels, layers, mix=mix, strategy=strategy)
+    compile_search(model)
+    model.build_for_fit((x, y))
+    marks["build"] = time.time()
+    step = train_function(model)
+    step.get_concrete_function(data)
+    marks["trace"] = time.time()
+    run_steps(step, (data,), 1)
+    marks["first_step"] = time.time()
+    later = run_steps(step, (data,), 2)
+    ready()
+    seconds, last = {}, launched
+    for part, mark in marks.items():
+        seconds[part], last = mark - last, mark
+    # the first call optimises and instantiates the graph, then steps
+    seconds["graph_optimisation"] = seconds.pop("first_step") - min(later)
+    seconds["step"] = min(later)
+    return {"startup_s": marks["first_step"] - launched, "parts": seconds}
+
+
+def supernet_worker(ready, space, strategy, mix, init_channels, layers, batch, side, warmup, steps, launched,
+                    profile=False):
     import numpy as np
     import tensorflow as tf
 
@@ -75,23 +115,20 @@ def supernet_worker(ready, space, strategy, mix, init_channels, layers, batch, s
     from itnas_tf.engine import collecting_importance
 
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(batch, side, side, 3)).astype("float32")
-    y = rng.integers(0, 10, batch)
+    x, y, data = supernet_data(space, strategy, batch, side)
+    data = (data,)
     base = peak_mb()
     model = spaces.supernet(space, 10, init_channels, layers, mix=mix, strategy=strategy)
     compile_search(model)
-    model(x[:2])
-    model.optimizer.build(model.trainable_variables)  # as the searcher does: not inside the traced step
-    if strategy == "darts":
-        model.arch_optimizer.build(model.arch_weights)
-    data = (((x, y), (x, y)) if strategy == "darts" else (x, y),)
+    model.build_for_fit((x, y))  # as the searcher does: optimizers built outside the traced step
     step = train_function(model)
     forward = tf.function(lambda images: model(images, training=False))  # `predict`'s step
     def selection():
         return collecting_importance(model) if strategy == "it" else contextlib.nullcontext()
 
-    warmup_s = sum(run_steps(step, data, warmup))
+    warmup_s = sum(run_steps(step, data, 1))
+    startup_s = time.time() - launched  # from the process's start to the end of its first training step
+    warmup_s += sum(run_steps(step, data, warmup - 1))
     with selection():
         run_steps(forward, (x,), warmup)
     ready()
@@ -100,7 +137,7 @@ def supernet_worker(ready, space, strategy, mix, init_channels, layers, batch, s
         selection_forward = run_steps(forward, (x,), steps)
     figures = {
         "step_s": statistics.median(train), "forward_s": statistics.median(selection_forward), "warmup_s": warmup_s,
-        "peak_mb": peak_mb() - base, "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "startup_s": startup_s, "peak_mb": peak_mb() - base, "params": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
     }
     if profile:
         figures["profile"] = op_profile(step, data)

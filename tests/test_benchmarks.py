@@ -16,6 +16,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_quick_benchmark_measures_every_part_and_writes_the_report(tmp_path):
     out, figures = tmp_path / "benchmarks.md", tmp_path / "benchmarks.json"
     proc = subprocess.run(
@@ -42,8 +43,27 @@ def test_quick_benchmark_measures_every_part_and_writes_the_report(tmp_path):
                     "## Serving"):
         assert section in report
     assert report.count("| proxyless |") == 4 and report.count("| darts_cifar |") == 4
+    (startup,) = results["startup"]
+    parts = startup["parts"]
+    assert set(parts) == {"imports", "build", "trace", "graph_optimisation", "step"}
+    assert all(v >= 0 for v in parts.values()) and parts["imports"] > 0 and parts["trace"] > 0
+    # the parts add up to the wall time from the process's start to the end of its first step
+    assert abs(sum(parts.values()) - startup["startup_s"]) < 1e-6
+    assert "## Start-up" in report
+
+    # --only remeasures one part and keeps the others' figures
+    before = results["supernet"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "startup", f"--out={out}", f"--json={figures}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads(figures.read_text())
+    assert again["supernet"] == before and again["startup"] != results["startup"]
+    assert again["parts_made_by"]["startup"]["command"] == "python -m benchmarks.run --quick"
 
 
+@pytest.mark.slow
 def test_quick_peer_run_measures_both_implementations_and_keeps_the_default_run(tmp_path):
     missing = [m for m in ("torch", "xautodl") if importlib.util.find_spec(m) is None]
     if missing:
@@ -63,7 +83,7 @@ def test_quick_peer_run_measures_both_implementations_and_keeps_the_default_run(
     assert rows == {(space, impl, layout) for space in ("nb201", "darts") for impl, layout in
                     (("itnas_tf", None), ("xautodl", "nchw"), ("xautodl", "channels_last"))}
     for row in peer["rows"]:
-        assert all(row[k] > 0 and math.isfinite(row[k]) for k in ("step_s", "forward_s"))
+        assert all(row[k] > 0 and math.isfinite(row[k]) for k in ("step_s", "forward_s", "startup_s"))
         assert row["peak_mb"] >= 0  # a toy model may stay under the peak that importing set
         shares = dict(row["profile"])
         assert abs(sum(shares.values()) - 1) < 1e-6 and len(shares) > 2
