@@ -169,6 +169,7 @@ def test_gradcam_maps_have_the_image_size_and_are_finite():
     assert "call" not in vars(layer.candidates[3])  # the hooks are gone
 
 
+@pytest.mark.slow
 def test_discretization_accuracy_scores_every_op_and_puts_the_weights_back():
     data = search_data("digits", 64, 0, divisor=4)
     keras.utils.set_random_seed(0)
@@ -204,6 +205,13 @@ def _analyze(*args):
                           timeout=600)
 
 
+def test_analyze_cli_refuses_a_folder_without_a_search(tmp_path):
+    proc = _analyze(tmp_path, f"--output_dir={tmp_path / 'report'}")
+    assert proc.returncode == 2 and "holds no search (no trajectory.json)" in proc.stderr
+    assert not (tmp_path / "report").exists()
+
+
+@pytest.mark.slow
 def test_analyze_cli_writes_the_report(searches, shared_data, tmp_path):
     table = shared_data("nb201/nb201_table.csv")
     proc = _analyze(searches / "it", searches / "darts", f"--benchmark={table}", "--finetune_steps=1",
@@ -223,6 +231,7 @@ def test_analyze_cli_writes_the_report(searches, shared_data, tmp_path):
     assert "| it-weighted | 1 |" in text and "Kendall tau per edge vs the benchmark" in text
 
 
+@pytest.mark.slow
 def test_analyze_cli_bad_input(searches, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(searches / "it", other)

@@ -83,6 +83,7 @@ def test_a_masked_candidate_is_not_run_gets_no_gradient_and_keeps_its_statistics
     assert fresh != [np.asarray(m).tolist() for m in masks]  # other paths at another step
 
 
+@pytest.mark.slow
 def test_tiny_proxyless_search_ends_within_the_budget(tmp_path):
     config = search_config(
         space="proxyless", dataset="digits", epochs=1, batch_size=64, learning_rate=0.05,

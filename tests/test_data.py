@@ -91,6 +91,7 @@ def test_image_folder_with_train_and_test_subfolders(tmp_path):
         load_arrays(f"folder:{tmp_path / 'flat'}", split="test")
 
 
+@pytest.mark.slow
 def test_streamed_search_splits_are_seeded_per_epoch_and_feed_a_search(tmp_path):
     from itnas_tf.data import streaming_search_data
     from itnas_tf.searcher import Searcher, search_config

@@ -32,6 +32,7 @@ def _finish(proc, timeout=600):
     return out
 
 
+@pytest.mark.slow
 def test_two_cpu_replicas_take_the_step_of_one_device(tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     _finish(_search(*ONE_STEP, f"--output_dir={one}"))
@@ -54,6 +55,7 @@ def _sampled_step(replicas):
     return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
 
 
+@pytest.mark.slow
 def test_sampled_paths_on_two_cpu_replicas_take_the_step_of_one_device():
     # the chain space's layers (MBConvs and `zero`, two skipped per layer) with synchronised BatchNorm,
     # which MirroredStrategy cannot all-reduce inside the `cond` that skips a candidate (issue 27)
@@ -83,6 +85,7 @@ def _tf_config(ports, index):
     return json.dumps({"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}})
 
 
+@pytest.mark.slow
 def test_two_workers_on_localhost_search_together_and_agree(tmp_path):
     ports = _free_ports(2)
     args = ["--flagfile=configs/quickstart.cfg", "--epochs=2", "--batch_size=128", f"--output_dir={tmp_path}",
@@ -101,6 +104,7 @@ def test_two_workers_on_localhost_search_together_and_agree(tmp_path):
     assert [line for out in again for line in out.splitlines() if line.startswith("genotype: ")] == genotypes
 
 
+@pytest.mark.slow
 def test_a_worker_missing_from_tf_config_times_out_with_a_message(tmp_path):
     proc = _search("--flagfile=configs/quickstart.cfg", f"--output_dir={tmp_path / 'run'}", "--distribution=multi_worker",
                    "--worker_timeout=5", env={"TF_CONFIG": _tf_config(_free_ports(2), 0)})

@@ -69,6 +69,7 @@ def _checkpoint(path, network_name, genotype, input_shape, num_classes=10):
     return network
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("network_name", ["nb201", "proxyless"])
 def test_tiny_target_networks_export_and_agree_with_keras(tmp_path, network_name):
     if network_name == "nb201":

@@ -85,6 +85,7 @@ def test_supernet_runs_under_both_strategies_and_lists_its_choices(strategy):
     assert edges["inputs_4"][2][0].names == ["node_0", "node_1", "node_2", "node_3"]
 
 
+@pytest.mark.slow
 def test_cli_search_writes_the_model_spec(tmp_path):
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "itnas_tf.search", "--space=nb101_1shot1_s2", "--dataset=digits",

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from itnas_tf import checkpoint
 
@@ -18,6 +19,7 @@ def _search(*args):
     )
 
 
+@pytest.mark.slow
 def test_killed_search_resumes_to_the_uninterrupted_result(tmp_path, kill_after_first_epoch):
     whole = _search(f"--output_dir={tmp_path / 'whole'}")
     assert whole.returncode == 0, whole.stderr[-2000:]

@@ -46,6 +46,7 @@ def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
     assert (out / "export" / "model.onnx").is_file() and (out / "export" / "saved_model" / "saved_model.pb").is_file()
 
 
+@pytest.mark.slow
 def test_cifar_subset_retrains_with_auxiliary_head_cutout_and_drop_path(tmp_path, shared_data):
     train = shared_data("cifar10/cifar10_train_1000.npz")
     test = shared_data("cifar10/cifar10_test_1000.npz")
@@ -101,6 +102,7 @@ def test_every_retrain_flagfile_sets_known_flags_to_valid_values(config):
         assert genotype.rsplit("/", 1)[0] in searches
 
 
+@pytest.mark.slow
 def test_killed_retraining_resumes_to_the_uninterrupted_result(tmp_path, kill_after_first_epoch):
     args = [f"--genotype={DARTS_V2}", *DIGITS, "--epochs=3", "--drop_path_prob=0.3"]
     whole = _run("itnas_tf.retrain", *args, f"--output_dir={tmp_path / 'whole'}")

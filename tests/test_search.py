@@ -45,6 +45,7 @@ def test_cli_searches_end_to_end_and_refuses_to_overwrite(tmp_path):
     assert json.loads((out / "result.json").read_text()) == result  # untouched
 
 
+@pytest.mark.slow
 def test_warm_up_epochs_train_every_candidate_at_equal_weight_then_the_it_ranks(tmp_path):
     proc = _search(*TINY, "--epochs=2", "--warmup_epochs=1", "--dataset=digits", f"--output_dir={tmp_path}")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -83,6 +84,7 @@ def test_split_is_disjoint_covering_and_seeded():
     assert not np.array_equal(split_indices(1797, seed=4)[0], train)
 
 
+@pytest.mark.slow
 def test_darts_strategy_on_s1_searches_end_to_end(tmp_path):
     out = tmp_path / "run"
     proc = _search(
@@ -170,6 +172,7 @@ def test_every_search_flagfile_sets_known_flags_to_valid_values(config):
         flags.FLAGS[name].parser.parse(value)  # raises on a bad value
 
 
+@pytest.mark.slow
 def test_mixed_precision_search_computes_in_half_precision_and_restores_the_policy(tmp_path):
     import keras
 

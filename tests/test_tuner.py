@@ -143,6 +143,7 @@ def test_cell_cost_equals_the_counter_on_the_built_network(space):
 # Real tuner runs
 
 
+@pytest.mark.slow
 def test_itnas_oracle_trials_best_first_restart_and_best_model(search_result, digits, tmp_path):
     result = json.loads(search_result.read_text())
     oracle = ITNASOracle(search_result, max_trials=3)
@@ -195,6 +196,7 @@ def test_oracle_stops_when_the_budget_leaves_no_more_architectures(tmp_path):
         assert count(net, (8, 8, 1))["madds"] <= cheapest
 
 
+@pytest.mark.slow
 def test_budgeted_darts_trials_fit_and_keep_the_order(tmp_path):
     result = fake_result("darts", seed=4)
     free = ITNASOracle(result)
@@ -207,6 +209,7 @@ def test_budgeted_darts_trials_fit_and_keep_the_order(tmp_path):
     assert got == fitting
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline,space", [("random", "darts"), ("bayesian", "nb201"), ("hyperband", "nb201")])
 def test_keras_tuner_oracles_drive_the_hypermodel(baseline, space, digits, tmp_path):
     hm = ITNASHyperModel(space, num_classes=10, init_channels=4, layers=3 if space == "darts" else 1)
@@ -224,6 +227,7 @@ def test_keras_tuner_oracles_drive_the_hypermodel(baseline, space, digits, tmp_p
         assert set(from_genotype(space, genotype).items()) <= set(trial.hyperparameters.values.items())
 
 
+@pytest.mark.slow
 def test_example_script_compares_itnas_with_random_search(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "examples.tuner_digits", f"--out={tmp_path}", "--trials=2", "--epochs=1",
