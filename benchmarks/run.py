@@ -122,9 +122,12 @@ def run_workers(specs, parallel, log):
 # The suite
 
 
+PARTS = ("startup", "supernet", "edge", "pipeline", "serving")
+
+
 def plan(sizes, everything=False):
     """Every worker spec of a run, by part."""
-    parts = {"startup": [], "supernet": [], "edge": [], "pipeline": [], "serving": []}
+    parts = {part: [] for part in PARTS}
     for net in sizes["startup"]:
         parts["startup"].append({"kind": "startup", "mix": "weighted", **net})
     for net in sizes["supernets"]:
@@ -189,14 +192,19 @@ def measure_peer(sizes, parallel, log):
     return rows
 
 
-def merge_parts(path, measured, only):
-    """The last default run's figures at `path` with the parts in `only` replaced by `measured`'s; each
-    part keeps the command, time and machine that made it."""
+def last_run(path, sizes):
+    """The figures of the default run that `--only` updates, checked before anything is measured."""
     if not path.exists():
         sys.exit(f"--only updates the figures of a default run, and {path} is absent: run `python -m benchmarks.run` first.")
     results = json.loads(path.read_text())
-    if results["sizes"] != measured["sizes"]:
-        sys.exit(f"{path} holds a {results['sizes']} run; --only measured {measured['sizes']} sizes: give the same --quick.")
+    if results["sizes"] != sizes:
+        sys.exit(f"{path} holds a {results['sizes']} run; --only would measure {sizes} sizes: give the same --quick.")
+    return results
+
+
+def merge_parts(results, measured, only):
+    """`results` (the last default run's figures) with the parts in `only` replaced by `measured`'s; each
+    part keeps the command, time and machine that made it."""
     made_by = {k: measured[k] for k in ("seconds", "machine", "command")}
     for part in only:
         results[part] = measured[part]
@@ -226,7 +234,7 @@ def main():
                         help="Also the transformer mix on the DARTS supernet (about 7 more minutes).")
     parser.add_argument("--peer", action="store_true",
                         help="Instead: our supernet against xautodl's PyTorch one (needs benchmarks/requirements-peer.txt).")
-    parser.add_argument("--only", nargs="+", choices=["startup", "supernet", "edge", "pipeline", "serving"],
+    parser.add_argument("--only", nargs="+", choices=PARTS,
                         help="Measure these parts only; the others keep the figures of the last default run.")
     parser.add_argument("--parallel", type=int, default=2, help="Workers warming up at once (timing is one at a time).")
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="The Markdown report.")
@@ -246,6 +254,8 @@ def main():
     from itnas_tf.results import write_json_atomic, write_text_atomic
 
     figures = {"main": pathlib.Path(args.json), "peer": pathlib.Path(args.json).with_name("peer.json")}
+    name = "quick" if args.quick else "full"
+    previous = last_run(figures["main"], name) if args.only else None
     if args.peer:
         from benchmarks.peer import versions
 
@@ -255,7 +265,6 @@ def main():
         what = {k: v for k, v in spec.items() if k != "points"}
         print(f"{what}: {result}", flush=True)
 
-    name = "quick" if args.quick else "full"
     start = time.perf_counter()
     if args.peer:
         from itnas_tf.searcher import DEFAULTS
@@ -264,12 +273,12 @@ def main():
                    "threads": len(os.sched_getaffinity(0)), "mix": DEFAULTS["mix"], "parallel": args.parallel}
     else:
         results = measure(SIZES[name], args.parallel, args.all, log, args.only)
-    command = " ".join(["python -m benchmarks.run"] + [f"--{flag}" for flag in ("quick", "all", "peer")
-                                                       if getattr(args, flag)])
+    flags = [f"--{flag}" for flag in ("quick", "all", "peer") if getattr(args, flag)]
+    command = " ".join(["python -m benchmarks.run", *flags, *(["--only", *args.only] if args.only else [])])
     results.update(sizes=name, seconds=time.perf_counter() - start, machine=machine(), command=command)
     written = figures["peer" if args.peer else "main"]
     if args.only:
-        results = merge_parts(written, results, args.only)
+        results = merge_parts(previous, results, args.only)
     write_json_atomic(written, results)
     runs = {part: json.loads(path.read_text()) for part, path in figures.items() if path.exists()}
     write_text_atomic(pathlib.Path(args.out), render(runs.get("main"), runs.get("peer")))
