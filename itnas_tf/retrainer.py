@@ -21,6 +21,7 @@ from itnas_tf.counting import count
 from itnas_tf.data import streaming_data, train_test_data
 from itnas_tf.genotypes import genotype_text, read_genotype
 from itnas_tf.networks import build_network, check_fits, default_network
+from itnas_tf.optimizers import SGD
 from itnas_tf.results import write_json_atomic
 
 CHECKPOINT = "checkpoint.npz"
@@ -212,7 +213,7 @@ class Retrainer:
             schedule = keras.optimizers.schedules.CosineDecay(c["learning_rate"], c["epochs"] * steps)
         else:
             schedule = keras.optimizers.schedules.ExponentialDecay(c["learning_rate"], steps, LR_DECAY_RATE, staircase=True)
-        optimizer = keras.optimizers.SGD(
+        optimizer = SGD(
             schedule, momentum=c["momentum"], nesterov=c["nesterov"], weight_decay=c["weight_decay"] or None,
             global_clipnorm=c["grad_clip"] or None,
         )

@@ -21,6 +21,7 @@ from itnas_tf.counting import count
 from itnas_tf.data import DataError, search_data, streaming_search_data
 from itnas_tf.engine import collecting_importance, set_ranking
 from itnas_tf.networks import target_network
+from itnas_tf.optimizers import SGD, Adam
 from itnas_tf.results import write_json_atomic, write_text_atomic
 
 CHECKPOINT = "checkpoint.npz"
@@ -185,13 +186,13 @@ class Searcher:
         steps = -(-data.train_size // c["batch_size"])
         final = c.get("final_learning_rate", 0.0) / c["learning_rate"] if c["learning_rate"] else 0.0
         schedule = keras.optimizers.schedules.CosineDecay(c["learning_rate"], c["epochs"] * steps, alpha=final)
-        optimizer = keras.optimizers.SGD(
+        optimizer = SGD(
             schedule, momentum=c["momentum"], weight_decay=c["weight_decay"] or None,
             global_clipnorm=c["grad_clip"] or None,
         )
         arch_optimizer = None
         if c["strategy"] == "darts":
-            arch_optimizer = keras.optimizers.Adam(
+            arch_optimizer = Adam(
                 c["arch_learning_rate"], beta_1=0.5, weight_decay=c["arch_weight_decay"] or None
             )
         model.compile(
