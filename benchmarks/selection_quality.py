@@ -33,6 +33,7 @@ import time
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from itnas_tf.genotypes import NB201Genotype, parse_genotype  # noqa: E402
+from itnas_tf.results import write_text_atomic  # noqa: E402
 
 VARIANTS = {
     "it-weighted": ["--strategy=it", "--mix=weighted"],
@@ -133,9 +134,8 @@ def main():
                     run["noise_leads"] = sum(v["noise"] > v["sep_conv_3x3"] for v in result["importance"].values())
                     run["final_train_loss"] = result["final_train_loss"]
                 figures["runs"].append(run)
-    path = pathlib.Path(args.json)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(figures, indent=2) + "\n")
+                # after each run: a stopped evaluation keeps what it measured
+                write_text_atomic(args.json, json.dumps(figures, indent=2) + "\n")
     print(markdown(figures["runs"]))
 
 
