@@ -55,7 +55,8 @@ RETRAIN_DEFAULTS = {
 }
 IN_MEMORY_PREPROCESSING = "(x / 255 - mean) / std, x uint8 RGB NHWC"
 # How much a DARTS network has shrunk its input where the auxiliary head reads it.
-AUX_INPUT_DIVISOR = {"darts_cifar": 4, "darts_imagenet": 32}
+# network -> (how much smaller the auxiliary head's input is than the image, the head's pooling stride)
+AUX_HEAD = {"darts_cifar": (4, 3), "darts_imagenet": (32, 2)}
 LR_DECAY_RATE = 0.97  # DARTS ImageNet: StepLR(1 epoch, gamma 0.97)
 
 
@@ -195,14 +196,16 @@ class Retrainer:
         """`(compiled TargetTrainer, built optimizer)`."""
         c = self.config
         if c["auxiliary_weight"]:
-            if c["network"] not in AUX_INPUT_DIVISOR:
+            if c["network"] not in AUX_HEAD:
                 raise ValueError(f"--auxiliary_weight: {c['network']} has no auxiliary head; set it to 0.")
-            side = data.image_shape[0] // AUX_INPUT_DIVISOR[c["network"]]
-            if side < 5:
+            divisor, stride = AUX_HEAD[c["network"]]
+            side, least = data.image_shape[0] // divisor, 5 + stride  # a 2x2 map for its 2x2 convolution
+            if side < least:
                 raise ValueError(
-                    f"--auxiliary_weight: the auxiliary head pools 5x5 windows, but {data.image_shape[0]}x"
-                    f"{data.image_shape[0]} images leave {side}x{side} features where it sits; set "
-                    "--auxiliary_weight=0 or use larger images."
+                    f"--auxiliary_weight: the auxiliary head pools 5x5 windows with stride {stride}, then "
+                    f"convolves 2x2, so it needs {least}x{least} features where it sits, and "
+                    f"{data.image_shape[0]}x{data.image_shape[0]} images leave {side}x{side}; set "
+                    f"--auxiliary_weight=0 or use images of at least {least * divisor}x{least * divisor}."
                 )
         network = build_network(
             c["network"], self.genotype, data.num_classes, c["init_channels"], c["layers"], data.image_shape[0],

@@ -55,6 +55,8 @@ def _sampled_step(replicas):
     return json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
 
 
+# The whole chain supernet on two replicas against one device: tests/test_flagfiles.py, through the
+# paper's ImageNet flagfile.
 @pytest.mark.slow
 def test_sampled_paths_on_two_cpu_replicas_take_the_step_of_one_device():
     # the chain space's layers (MBConvs and `zero`, two skipped per layer) with synchronised BatchNorm,

@@ -214,6 +214,20 @@ def test_streamed_tfds_data_retrains_at_an_input_size(tmp_path):
         streaming_data("digits", input_size=24)
 
 
+def test_imagenet_auxiliary_head_on_too_small_images_is_refused_before_training(tmp_path):
+    """160x160 images leave 5x5 features, which the head pools to 1x1 for its 2x2 convolution (the check
+    once asked only for 5x5, and the first step failed inside Keras)."""
+    import tensorflow_datasets as tfds
+
+    config = {"genotype": format_genotype(DARTS_V2), "network": "darts_imagenet", "dataset": "cifar10",
+              "input_size": 160, "init_channels": 4, "layers": 3, "auxiliary_weight": 0.4, "epochs": 1,
+              "batch_size": 8, "seed": 0}
+    with tfds.testing.mock_data(num_examples=8):
+        with pytest.raises(ValueError, match=r"needs 7x7 features .* leave 5x5; .* at least 224x224"):
+            Retrainer(config, tmp_path / "out", data_dir=str(tmp_path / "tfds")).run()
+    assert not (tmp_path / "out" / "checkpoint.npz").exists()
+
+
 def test_mixed_precision_retraining_learns_and_restores_the_policy(tmp_path):
     import keras
 
