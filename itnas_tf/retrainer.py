@@ -54,8 +54,8 @@ RETRAIN_DEFAULTS = {
     ),
 }
 IN_MEMORY_PREPROCESSING = "(x / 255 - mean) / std, x uint8 RGB NHWC"
-# How much a DARTS network has shrunk its input where the auxiliary head reads it.
-# network -> (how much smaller the auxiliary head's input is than the image, the head's pooling stride)
+# network -> (how much a DARTS network has shrunk its input where the auxiliary head reads it, the
+# head's pooling stride)
 AUX_HEAD = {"darts_cifar": (4, 3), "darts_imagenet": (32, 2)}
 LR_DECAY_RATE = 0.97  # DARTS ImageNet: StepLR(1 epoch, gamma 0.97)
 
