@@ -1,5 +1,5 @@
 """Where the IT step's extra memory goes: the peak resident set of one supernet training step, with
-and without the backward pass through the edges' mixing weights (docs: README, Performance).
+and without the backward pass through the edges' mixing weights (docs/performance.md).
 
     python -m benchmarks.memory_split [--layers 5]
 

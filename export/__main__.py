@@ -5,13 +5,13 @@ Prints params and MAdds, refuses a network over `--max_madds` (default 600M, the
 SavedModel or the TFLite interpreter disagree with the Keras model by more than `--tolerance`.
 """
 
-import sys
 
 from absl import app, flags
 
 from export.budget import MOBILE_MADDS, BudgetError
 from export.convert import FORMATS
 from export.exporter import ExportError, export
+from itnas_tf import cli
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.genotypes import GenotypeError
 
@@ -30,14 +30,10 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        out, manifest = export(
-            FLAGS.checkpoint, FLAGS.output_dir, FLAGS.formats, FLAGS.max_madds, FLAGS.allow_over_budget,
-            FLAGS.overwrite, FLAGS.opset, FLAGS.tolerance,
-        )
-    except (BudgetError, CheckpointError, ExportError, GenotypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    out, manifest = export(
+        FLAGS.checkpoint, FLAGS.output_dir, FLAGS.formats, FLAGS.max_madds, FLAGS.allow_over_budget,
+        FLAGS.overwrite, FLAGS.opset, FLAGS.tolerance,
+    )
     budget = "over the budget (allowed)" if manifest["over_budget"] else "within the budget"
     print(f"{manifest['network']}: {manifest['params']:,} params, {manifest['madds'] / 1e6:.2f}M MAdds, "
           f"{budget} of {manifest['max_madds'] / 1e6:.0f}M")
@@ -47,4 +43,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, (BudgetError, CheckpointError, ExportError, GenotypeError))

@@ -6,10 +6,10 @@ NATS-Bench files) nb201 searches get their selected cells' accuracies, the traje
 benchmark ground truth of the ranking analysis. Writes `report.md`, `analysis.json` and PNGs.
 """
 
-import sys
 
 from absl import app, flags
 
+from itnas_tf import cli
 from itnas_tf.analysis import AnalysisError, BenchmarkError, NB201Table, analyze
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.data import DataError
@@ -31,15 +31,11 @@ FLAGS = flags.FLAGS
 def main(argv):
     if len(argv) < 2:
         raise app.UsageError("Give one or more search output folders.")
-    try:
-        table = NB201Table.load(FLAGS.benchmark) if FLAGS.benchmark else None
-        analyze(argv[1:], FLAGS.output_dir, table, FLAGS.discretize, FLAGS.zero_cost, FLAGS.gradcam_edge,
-                FLAGS.finetune_steps, FLAGS.data_dir)
-    except (AnalysisError, BenchmarkError, CheckpointError, DataError, GenotypeError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    table = NB201Table.load(FLAGS.benchmark) if FLAGS.benchmark else None
+    analyze(argv[1:], FLAGS.output_dir, table, FLAGS.discretize, FLAGS.zero_cost, FLAGS.gradcam_edge,
+            FLAGS.finetune_steps, FLAGS.data_dir)
     print(f"wrote {FLAGS.output_dir}/report.md")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, (AnalysisError, BenchmarkError, CheckpointError, DataError, GenotypeError))

@@ -6,10 +6,10 @@ unless `--network` says otherwise (a DARTS genotype on `darts_imagenet`).
 """
 
 import json
-import sys
 
 from absl import app, flags
 
+from itnas_tf import cli
 from itnas_tf.counting import count
 from itnas_tf.genotypes import GenotypeError, read_genotype
 from itnas_tf.networks import NETWORKS, build_network, default_network, input_side
@@ -36,13 +36,11 @@ def cost(genotype, network, num_classes=None, input_size=None, init_channels=Non
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-    try:
-        genotype = read_genotype(FLAGS.genotype)
-        network = FLAGS.network or default_network(genotype)
-        result = cost(genotype, network, FLAGS.num_classes, FLAGS.input_size, FLAGS.init_channels, FLAGS.layers)
-    except (GenotypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if cli.genotype_help(FLAGS.genotype):
+        return
+    genotype = read_genotype(FLAGS.genotype)
+    network = FLAGS.network or default_network(genotype)
+    result = cost(genotype, network, FLAGS.num_classes, FLAGS.input_size, FLAGS.init_channels, FLAGS.layers)
     if FLAGS.json:
         print(json.dumps(result, indent=2))
     else:
@@ -53,4 +51,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, (GenotypeError, ValueError))

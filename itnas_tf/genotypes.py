@@ -128,6 +128,13 @@ def validate(genotype, steps=None, ops=DARTS_CELL_OPS):
             raise GenotypeError(
                 f"{cell}_concat {concat} must list distinct intermediate nodes in 2..{cell_steps + 1}."
             )
+        unused = sorted(set(range(2, cell_steps + 2)) - set(concat) - {j for _, j in edges})
+        if unused:
+            raise GenotypeError(
+                f"The {cell} cell's node(s) {unused} feed nothing: no later node reads them and {cell}_concat "
+                f"{concat} leaves them out. A DARTS cell has {n // 2} intermediate nodes here (two edges each, "
+                f"{n} edges); the search spaces' cells have 4 (8 edges) and concat [2, 3, 4, 5]."
+            )
 
 
 def format_genotype(genotype):
@@ -141,6 +148,8 @@ def format_genotype(genotype):
     )
 
 
+# The DARTS family's published cells, named as their repositories name them (quark0/darts,
+# yuhuixu1993/PC-DARTS, chenxin061/pdarts); `read_genotype` takes the names.
 DARTS_V1 = parse_genotype(
     "Genotype(normal=[('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('skip_connect', 0), "
     "('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), "
@@ -154,6 +163,25 @@ DARTS_V2 = parse_genotype(
     "('dil_conv_3x3', 2)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), "
     "('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), "
     "('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+)
+
+PC_DARTS_CIFAR = parse_genotype(
+    "Genotype(normal=[('sep_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 0), ('dil_conv_3x3', 1), "
+    "('sep_conv_5x5', 0), ('sep_conv_3x3', 1), ('avg_pool_3x3', 0), ('dil_conv_3x3', 1)], normal_concat=range(2, 6), "
+    "reduce=[('sep_conv_5x5', 1), ('max_pool_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_5x5', 2), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], reduce_concat=range(2, 6))"
+)
+PC_DARTS_IMAGE = parse_genotype(
+    "Genotype(normal=[('skip_connect', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 0), ('skip_connect', 1), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 3), ('sep_conv_3x3', 1), ('dil_conv_5x5', 4)], normal_concat=range(2, 6), "
+    "reduce=[('sep_conv_3x3', 0), ('skip_connect', 1), ('dil_conv_5x5', 2), ('max_pool_3x3', 1), ('sep_conv_3x3', 2), "
+    "('sep_conv_3x3', 1), ('sep_conv_5x5', 0), ('sep_conv_3x3', 3)], reduce_concat=range(2, 6))"
+)
+PDARTS = parse_genotype(
+    "Genotype(normal=[('skip_connect', 0), ('dil_conv_3x3', 1), ('skip_connect', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 1), ('sep_conv_3x3', 3), ('sep_conv_3x3', 0), ('dil_conv_5x5', 4)], normal_concat=range(2, 6), "
+    "reduce=[('avg_pool_3x3', 0), ('sep_conv_5x5', 1), ('sep_conv_3x3', 0), ('dil_conv_5x5', 2), ('max_pool_3x3', 0), "
+    "('dil_conv_3x3', 1), ('dil_conv_3x3', 1), ('dil_conv_5x5', 3)], reduce_concat=range(2, 6))"
 )
 
 
@@ -312,6 +340,35 @@ PROXYLESS_GPU = ChainGenotype(
     },
 )
 
+# MobileNetV2 1.0 in the chain space: its 16 blocks after the first (all e6 k3), each stage's unused
+# places `zero`; counted, it is keras.applications.MobileNetV2 (reference.md).
+MOBILENET_V2 = ChainGenotype(
+    ops=["mb6_k3"] * 2 + ["zero"] * 2 + ["mb6_k3"] * 3 + ["zero"] + ["mb6_k3"] * 4 + ["mb6_k3"] * 3 + ["zero"]
+    + ["mb6_k3"] * 3 + ["zero"] + ["mb6_k3"],
+    widths={"stem": 32, "first": 16, "stages": [24] * 4 + [32] * 4 + [64] * 4 + [96] * 4 + [160] * 4 + [320], "head": 1280},
+)
+
+# The names `read_genotype` takes, with what each is.
+NAMED = {
+    "DARTS_V1": (DARTS_V1, "DARTS first order, CIFAR-10 (quark0/darts)"),
+    "DARTS_V2": (DARTS_V2, "DARTS second order, CIFAR-10 (quark0/darts)"),
+    "PC_DARTS_cifar": (PC_DARTS_CIFAR, "PC-DARTS, CIFAR-10 (yuhuixu1993/PC-DARTS; its PCDARTS)"),
+    "PC_DARTS_image": (PC_DARTS_IMAGE, "PC-DARTS, searched on ImageNet (yuhuixu1993/PC-DARTS)"),
+    "PDARTS": (PDARTS, "P-DARTS, CIFAR-10 (chenxin061/pdarts)"),
+    "PROXYLESS_GPU": (PROXYLESS_GPU, "ProxylessNAS-GPU, a chain at 224x224 (reference.md)"),
+    "MOBILENET_V2": (MOBILENET_V2, "MobileNetV2 1.0, a chain at 224x224"),
+}
+ALIASES = {"PCDARTS": "PC_DARTS_cifar", "PC_DARTS": "PC_DARTS_cifar", "MobileNetV2": "MOBILENET_V2"}
+
+
+def named_genotypes_help():
+    """The text `--genotype=help` prints: every name `read_genotype` takes."""
+    width = max(map(len, NAMED))
+    lines = ["Published genotypes (--genotype=NAME):"]
+    lines += [f"  {name:<{width}}  {what}" for name, (_, what) in NAMED.items()]
+    lines.append("Also: " + ", ".join(f"{alias} (= {name})" for alias, name in ALIASES.items()) + ".")
+    return "\n".join(lines)
+
 
 def genotype_text(genotype):
     """The text form of a genotype of any kind, as `read_genotype` reads it back."""
@@ -323,15 +380,23 @@ def genotype_text(genotype):
 
 
 def read_genotype(text):
-    """A genotype from its text (DARTS `Genotype(...)`, NB201 `|op~j|+...`, chain JSON) or from a path to a
-    search's `result.json` or a chain genotype's JSON file."""
+    """A genotype from its text (DARTS `Genotype(...)`, NB201 `|op~j|+...`, chain JSON), a path to a
+    search's `result.json` or a chain genotype's JSON file, or a name of `NAMED`."""
     text = text.strip()
+    if not text:
+        raise GenotypeError("--genotype is empty: give a genotype's text, a path to a search's result.json or a "
+                            "chain genotype's JSON file, or a published name (--genotype=help lists them).")
     if text.startswith("{"):
         return ChainGenotype.from_json(text)
+    name = ALIASES.get(text, text)
+    if name in NAMED:
+        return NAMED[name][0]
     if not text.startswith(("|", "Genotype", "genotypes.")) and "=" not in text:
         path = pathlib.Path(text)
         if not path.is_file():
-            raise GenotypeError(f"--genotype: no such file {path}.")
+            what = "published genotype" if text.isidentifier() else "file"
+            raise GenotypeError(f"--genotype: no such {what} {text!r}. Give a genotype's text, a path to a file, "
+                                f"or one of {', '.join(NAMED)} (--genotype=help says what they are).")
         content = path.read_text()
         try:
             data = json.loads(content)

@@ -8,6 +8,7 @@ import sys
 
 from absl import app, flags
 
+from itnas_tf import cli
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.data import AUGMENTATIONS
 from itnas_tf.genotypes import GenotypeError
@@ -66,12 +67,10 @@ def main(argv):
     config = {
         f.name: f.value for f in FLAGS.get_flags_for_module(sys.modules[__name__]) if f.name not in RUN_CONTROL
     }
-    try:
-        Retrainer(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir).run()
-    except (FileExistsError, FloatingPointError, CheckpointError, GenotypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if cli.genotype_help(config["genotype"]):
+        return
+    Retrainer(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir).run()
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, (FileExistsError, CheckpointError, GenotypeError, ValueError))

@@ -8,15 +8,13 @@ The checkpoint also records everything `python -m export` needs to rebuild the n
 
 import math
 import pathlib
-import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
-from itnas_tf import checkpoint, precision, run_dir
+from itnas_tf import checkpoint, console, precision, run_dir
 from itnas_tf.counting import count
 from itnas_tf.data import streaming_data, train_test_data
 from itnas_tf.genotypes import genotype_text, read_genotype
@@ -159,10 +157,12 @@ class Retrainer:
         if resuming:
             state = checkpoint.restore(path, network, {"optimizer": optimizer})
             state["config"] = c
-            logging.info("resuming %s after epoch %d", path, state["epoch"])
+            print(f"resuming {path} after epoch {state['epoch']}")
+        shown, verbose = console.progress_callbacks()
         callbacks = [
             keras.callbacks.TerminateOnNaN(),
             keras.callbacks.TensorBoard(str(self.out / "tensorboard"), write_graph=False),
+            *shown,
         ]
         for epoch in range(state["epoch"], c["epochs"]):
             start = time.perf_counter()
@@ -170,7 +170,7 @@ class Retrainer:
                 network.drop_path_prob.assign(c["drop_path_prob"] * epoch / c["epochs"])
             history = trainer.fit(
                 self.data.train(epoch), initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, shuffle=False,
-                verbose=1 if sys.stdout.isatty() else 2,
+                verbose=verbose,
             )
             logs = {k: float(v[-1]) for k, v in history.history.items()}
             if not math.isfinite(logs.get("loss", math.nan)):
@@ -179,7 +179,7 @@ class Retrainer:
             state["epoch"] = epoch + 1
             state["history"].append({"epoch": epoch + 1, **logs})
             checkpoint.save(path, network, {"optimizer": optimizer}, state)
-            logging.info("epoch %d/%d: %s", epoch + 1, c["epochs"], logs)
+            print(console.epoch_line(epoch, c["epochs"], logs, time.perf_counter() - start), flush=True)
         result = {**self.evaluate(trainer, state), "checkpoint": str(path)}
         write_json_atomic(self.out / "retrain.json", result)
         print(

@@ -9,6 +9,7 @@ import sys
 import tensorflow as tf
 from absl import app, flags
 
+from itnas_tf import cli
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.data import AUGMENTATIONS
 from itnas_tf.distribution import DISTRIBUTIONS
@@ -29,7 +30,7 @@ flags.DEFINE_string("search_valid_split", None, "Stream search-valid from this t
 flags.DEFINE_integer("input_size", None, "Streamed search data: the side images are brought to (default 224).", lower_bound=8)
 flags.DEFINE_enum("augment", DEFAULTS["augment"], list(AUGMENTATIONS), "Search-train augmentation; auto: none for digits, crop for SVHN, crop+flip otherwise.")
 flags.DEFINE_enum("strategy", DEFAULTS["strategy"], list(STRATEGIES), "it: Indicator Tokens; darts: the DARTS baseline (alphas, first-order).")
-flags.DEFINE_enum("mix", DEFAULTS["mix"], list(MIX_MODES), "What a mixed edge returns under the IT strategy (see README).")
+flags.DEFINE_enum("mix", DEFAULTS["mix"], list(MIX_MODES), "What a mixed edge returns under the IT strategy (see docs/layout.md).")
 flags.DEFINE_integer("epochs", DEFAULTS["epochs"], "Search epochs.", lower_bound=1)
 flags.DEFINE_integer("warmup_epochs", DEFAULTS["warmup_epochs"], "IT strategy: first epochs in which every IT attends uniformly, so all candidates train at the same weight before any is ranked (default: 3/10 of --epochs; the DARTS strategy's alphas train from the start).", lower_bound=0)
 flags.DEFINE_integer("batch_size", DEFAULTS["batch_size"], "Batch size.", lower_bound=1)
@@ -88,15 +89,11 @@ def main(argv):
     }
     try:
         searcher_class(config["space"])(config, FLAGS.output_dir, FLAGS.resume, FLAGS.overwrite, FLAGS.data_dir).run()
-    except (FileExistsError, FloatingPointError, CheckpointError, GenotypeError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError) as e:
         first = str(e.message).strip().splitlines()[0]
-        print(f"error: another worker stopped answering ({type(e).__name__}: {first}). The last checkpoint in "
-              f"{FLAGS.output_dir} is kept: start every worker again with --resume.", file=sys.stderr)
-        sys.exit(2)
+        cli.fail(f"another worker stopped answering ({type(e).__name__}: {first}). The last checkpoint in "
+                 f"{FLAGS.output_dir} is kept: start every worker again with --resume.", cli.FAILED)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, (FileExistsError, CheckpointError, GenotypeError, ValueError))

@@ -9,14 +9,13 @@ the checkpoint holds every model and optimizer variable.
 
 import math
 import pathlib
-import sys
 import time
 
 import keras
 import tensorflow as tf
 from absl import logging
 
-from itnas_tf import checkpoint, distribution, plots, precision, run_dir, spaces
+from itnas_tf import checkpoint, console, distribution, plots, precision, run_dir, spaces
 from itnas_tf.counting import count
 from itnas_tf.data import DataError, search_data, streaming_search_data
 from itnas_tf.engine import collecting_importance, set_ranking
@@ -116,8 +115,9 @@ class Searcher:
         if resuming:
             state = checkpoint.restore(path, model, optimizers)
             state["config"] = c
-            logging.info("resuming %s after epoch %d", path, state["epoch"])
-        callbacks = [keras.callbacks.TerminateOnNaN()]
+            print(f"resuming {path} after epoch {state['epoch']}")
+        shown, self.verbose = console.progress_callbacks()
+        callbacks = [keras.callbacks.TerminateOnNaN(), *shown]
         if self.chief:
             writer = tf.summary.create_file_writer(str(self.out / "tensorboard" / "selection"))
             callbacks.append(keras.callbacks.TensorBoard(str(self.out / "tensorboard"), write_graph=False))
@@ -141,7 +141,9 @@ class Searcher:
                             tf.summary.scalar(f"importance/{edge}/{op}", value)
                 writer.flush()
                 write_json_atomic(self.out / "trajectory.json", state["trajectory"])
-            logging.info("epoch %d/%d: %s", epoch + 1, c["epochs"], genotype)
+            warmup = epoch < c["warmup_epochs"] and model.strategy == "it"
+            note = "warm-up: not ranked yet" if warmup else str(genotype)
+            print(console.epoch_line(epoch, c["epochs"], logs, time.perf_counter() - start, note), flush=True)
         result = self.result(model, state)
         print(self.summary(result))
         if self.chief:
@@ -239,7 +241,7 @@ class Searcher:
             train = tf.data.Dataset.zip((train, self.data.arch(epoch)))
         history = model.fit(
             train, initial_epoch=epoch, epochs=epoch + 1, callbacks=callbacks, shuffle=False,
-            verbose=1 if sys.stdout.isatty() else 2,
+            verbose=self.verbose,
         )
         return {k: float(v[-1]) for k, v in history.history.items()}
 
@@ -298,7 +300,7 @@ class Searcher:
         runner-up's. A picture that cannot be drawn is reported; the result stands."""
         try:
             used = plots.write(self.figure(result), self.out / "genotype.png")
-            logging.info("drew %s with %s", self.out / "genotype.png", used)
+            print(f"drew {self.out / 'genotype.png'} with {used}")
         except (plots.PlotError, OSError) as e:
             logging.warning("genotype.png was not drawn: %s", e)
 

@@ -7,10 +7,10 @@ to a chain genotype's JSON file. `.png`, `.svg` and `.pdf` are written.
 
 import json
 import pathlib
-import sys
 
 from absl import app, flags
 
+from itnas_tf import cli
 from itnas_tf.genotypes import GenotypeError, read_genotype
 from itnas_tf.plots import RENDERERS, PlotError, check_path, picture, write
 
@@ -36,15 +36,13 @@ def importance_of(source):
 def main(argv):
     if len(argv) != 2:
         raise app.UsageError("Give one genotype (text, result.json or chain JSON file) and --out=FILE.")
-    try:
-        out = check_path(FLAGS.out)
-        genotype = read_genotype(argv[1])
-        used = write(picture(genotype, importance_of(argv[1]), FLAGS.max_madds), out, FLAGS.renderer)
-    except (GenotypeError, PlotError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+    if cli.genotype_help(argv[1]):
+        return
+    out = check_path(FLAGS.out)
+    genotype = read_genotype(argv[1])
+    used = write(picture(genotype, importance_of(argv[1]), FLAGS.max_madds), out, FLAGS.renderer)
     print(f"wrote {out} (drawn with {used})")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, (GenotypeError, PlotError, ValueError))

@@ -12,7 +12,7 @@ import tensorflow as tf
 from itnas_tf import DARTS_V2, PROXYLESS_GPU, ChainGenotype, NB201Genotype
 from itnas_tf.counting import count
 from itnas_tf.genotypes import Genotype, GenotypeError
-from itnas_tf.networks import ChainNetwork, NB201Network, NetworkCIFAR, NetworkImageNet
+from itnas_tf.networks import ChainNetwork, NB201Network, NetworkCIFAR, NetworkImageNet, build_network
 
 
 def test_darts_v2_cifar_network_reproduces_the_reference():
@@ -121,3 +121,14 @@ def test_flops_cli_reads_text_result_json_and_chain_json(tmp_path):
     assert json.loads(proc.stdout)["params"] == 7_119_848  # params do not depend on the input size
     proc = _flops(f"--genotype={chain}", "--network=nb201")
     assert proc.returncode != 0 and "needs a NB201Genotype" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_published_chain_and_cell_genotypes_count_as_their_papers_report():
+    # MobileNetV2 as a chain is keras.applications' network (reference.md); PC-DARTS 3.6M and P-DARTS
+    # 3.4M params on CIFAR-10, as their papers report
+    from itnas_tf.genotypes import MOBILENET_V2, PC_DARTS_CIFAR, PDARTS
+
+    mobilenet = count(build_network("proxyless", MOBILENET_V2), (224, 224, 3))
+    assert mobilenet["params"] == 3_504_872 and mobilenet["madds"] == 300_774_272
+    assert round(count(build_network("darts_cifar", PC_DARTS_CIFAR), (32, 32, 3))["params"] / 1e5) == 36
+    assert round(count(build_network("darts_cifar", PDARTS), (32, 32, 3))["params"] / 1e5) == 34

@@ -34,9 +34,14 @@ def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
     assert len(result["history"]) == result["epochs"] == 5
     assert result["test_accuracy"] > 0.5  # digits after 5 epochs; chance is 0.1
     assert result["settings"]["drop_path_prob"] == 0.2 and result["settings"]["weight_decay"] == 3e-4  # paper default
+    epochs = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("epoch ")]
+    assert epochs == [f"{k}/5" for k in range(1, 6)] and "Epoch " not in proc.stdout  # issue 26
 
     exported = _run("export", f"--checkpoint={out}")
     assert exported.returncode == 0, exported.stderr[-3000:]
+    # the summary and the parity table, not the converters' logs
+    assert "tf2onnx" not in exported.stderr and "INFO" not in exported.stdout + exported.stderr, exported.stderr
+    assert "max |diff| vs Keras" in exported.stdout
     manifest = json.loads((out / "export" / "manifest.json").read_text())
     assert manifest["params"] == result["params"] and manifest["madds"] == result["madds"]
     assert set(manifest["parity"]["max_abs_diff"]) == {"saved_model", "onnx"}

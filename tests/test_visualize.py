@@ -11,6 +11,7 @@ from matplotlib import image
 
 from itnas_tf import DARTS_V2, PROXYLESS_GPU, NB201Genotype, format_genotype
 from itnas_tf.plots import PlotError, chain_blocks, darts_cells, nb201_cell, picture, to_dot, write
+from itnas_tf.plots.cells import LEGEND, margin_colour
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NB201 = NB201Genotype.from_string("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|")
@@ -36,13 +37,16 @@ def test_dot_source_holds_every_edge_and_op_of_darts_v2_and_an_nb201_cell():
     for cell in ("normal", "reduce"):
         names = [f"{cell}_c_k-2", f"{cell}_c_k-1"] + [f"{cell}_{k}" for k in range(2, 6)]
         for i, (op, j) in enumerate(getattr(DARTS_V2, cell)):
-            assert f"{names[j]} -> {names[i // 2 + 2]} [label={op}]" in source
+            assert f"{names[j]} -> {names[i // 2 + 2]} [label={op} decorate=true]" in source
         for k in DARTS_V2.normal_concat:
             assert f"{names[k]} -> {cell}_c_k" in source
+        inner = [f"{cell}_{k}" for k in range(2, 6)]  # the intermediate nodes in order, left to right
+        assert all(f"{a} -> {b} [style=invis]" in source for a, b in zip(inner, inner[1:]))
+    assert source.index("label=reduce cell") < source.index("label=normal cell")  # dot stacks the last on top
     source = to_dot(nb201_cell(NB201)).source
     for op, k, j in NB201.edges():
-        assert f"{j} -> {k} [label={op}]" in source
-    assert source.count("->") == 6
+        assert f"{j} -> {k} [label={op} decorate=true]" in source
+    assert source.count("->") - source.count("style=invis") == 6
 
 
 @needs_dot
@@ -94,9 +98,12 @@ def test_result_json_labels_edges_with_importance_margin_and_runner_up(tmp_path)
     }))
     graph = nb201_cell(NB201Genotype.from_string(json.loads((tmp_path / "result.json").read_text())["genotype"]), importance)[0]
     labels = {(s, t): (label, colour) for s, t, label, colour in graph.edges}
-    assert labels[("2", "3")][0] == "skip_connect 0.31\\nnext: nor_conv_1x1 0.29"
-    assert labels[("0", "1")][0] == "nor_conv_3x3 0.60\\nnext: nor_conv_1x1 0.15"
-    assert labels[("2", "3")][1] != labels[("0", "1")][1]  # colour follows the margin
+    assert labels[("2", "3")][0] == "skip_connect 0.3100\\nnext: nor_conv_1x1 0.2900 (lead +0.02)"
+    assert labels[("0", "1")][0] == "nor_conv_3x3 0.6000\\nnext: nor_conv_1x1 0.1500 (lead +0.45)"
+    # the colour scale's ends: a lead of half the pick or more is its green end, a tie its red end
+    assert labels[("0", "1")][1] == margin_colour(0.5, 1.0) != labels[("2", "3")][1] != margin_colour(0.0, 1.0)
+    assert margin_colour(1e-4, 0.17) == margin_colour(0.0, 0.17) == "#b03a2e"
+    assert graph.title.endswith(LEGEND)
     proc = _visualize(str(tmp_path / "result.json"), f"--out={tmp_path / 'cell.png'}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     _assert_picture(tmp_path / "cell.png")

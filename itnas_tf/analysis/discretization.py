@@ -6,7 +6,6 @@ import contextlib
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
 
 from itnas_tf.engine import masked
 
@@ -69,6 +68,6 @@ def discretization_accuracy(model, data, steps=10, learning_rate=0.01):
                         train_step(x, y)
                     counts = np.sum([[int(c) for c in correct(x, y)] for x, y in data.valid], axis=0)
                 table[edge][op] = counts[0] / counts[1]
-                logging.info("discretisation accuracy %s %s: %.4f", edge, op, table[edge][op])
+                print(f"discretisation accuracy {edge} {op}: {table[edge][op]:.4f}", flush=True)
             mask.assign(tf.ones_like(mask))
     return table

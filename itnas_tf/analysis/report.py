@@ -8,7 +8,6 @@ import statistics
 import time
 
 import numpy as np
-from absl import logging
 
 from itnas_tf import plots, spaces
 from itnas_tf.analysis.benchmark import DATASETS
@@ -58,7 +57,7 @@ def collect(runs, table=None, discretize=True, zero_cost=True, finetune_steps=10
             model = searcher.restore_supernet()
             entry["truths"]["discretization"] = discretization_accuracy(model, searcher.data, finetune_steps)
             entry["discretization_seconds"] = time.perf_counter() - start
-            logging.info("%s: discretisation accuracies in %.0f s", run.folder, entry["discretization_seconds"])
+            print(f"{run.folder}: discretisation accuracies in {entry['discretization_seconds']:.0f} s", flush=True)
         if zero_cost:
             key = tuple(run.config.get(k) for k in ("space", "dataset", "init_channels", "layers", "seed", "batch_size"))
             if key not in zero_cost_cache:

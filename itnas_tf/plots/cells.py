@@ -2,14 +2,21 @@
 
 Given the importance table of a search (`result.json`), each edge also carries the IT importance of
 its op and of the runner-up on that edge, and is coloured by the margin between the two: the
-margin says how sure the selection was.
+margin says how sure the selection was (`LEGEND`).
 """
 
 import dataclasses
+import math
 
-from matplotlib import colormaps, colors
+from matplotlib import colors
 
-MARGIN_SCALE = 0.25  # a margin this large or larger gets the far (green) end of the colour map
+# The colour of an edge: its op's lead over the runner-up, as a fraction of the op's importance, on a
+# log scale from a tie (TIE or less: red) to a clear pick (CLEAR or more: green); dark throughout, so
+# that it reads on white however small the margins.
+TIE, CLEAR = 1e-3, 0.5
+MARGIN_COLOURS = colors.LinearSegmentedColormap.from_list("margin", ["#b03a2e", "#ca6f1e", "#1e8449"])
+LEGEND = (f"edge colour: the pick's lead over the runner-up, red: a tie (under {TIE:.1%} of the pick), "
+          f"green: {CLEAR:.0%} or more")
 
 
 @dataclasses.dataclass
@@ -22,15 +29,26 @@ class CellGraph:
     edges: list
 
 
+def margin_colour(margin, pick):
+    """The colour of a lead of `margin` over the runner-up for a pick of importance `pick`."""
+    relative = margin / pick if pick > 0 else 0.0
+    position = math.log(max(relative, TIE) / TIE) / math.log(CLEAR / TIE)
+    return colors.to_hex(MARGIN_COLOURS(min(1.0, position)))
+
+
 def edge_label(op, row):
-    """`(label, colour)` of an edge whose op is `op`, with its importance row `{op: value}` if any."""
+    """`(label, colour)` of an edge whose op is `op`, with its importance row `{op: value}` if any.
+
+    Four decimals tell the pick from the runner-up where the IT's rows are flat, and the margin is
+    printed to two significant digits whatever its size.
+    """
     if not row or op not in row:
         return op, None
     others = {o: v for o, v in row.items() if o != op}
     runner_up = max(others, key=others.get)
     margin = row[op] - others[runner_up]
-    colour = colors.to_hex(colormaps["RdYlGn"](0.5 + 0.5 * max(-1.0, min(1.0, margin / MARGIN_SCALE))))
-    return f"{op} {row[op]:.2f}\\nnext: {runner_up} {others[runner_up]:.2f}", colour
+    label = f"{op} {row[op]:.4f}\\nnext: {runner_up} {others[runner_up]:.4f} (lead {margin:+.2g})"
+    return label, margin_colour(margin, row[op])
 
 
 def darts_cells(genotype, importance=None):
@@ -51,7 +69,7 @@ def darts_cells(genotype, importance=None):
             label, colour = edge_label(op, importance.get(f"{cell}_{k}_{j}"))
             edges.append((names[j], names[k], label, colour))
         edges += [(names[k], prefix + "c_k", "", None) for k in concat]
-        graphs.append(CellGraph(f"{cell} cell", nodes, edges))
+        graphs.append(CellGraph(_titled(f"{cell} cell", edges), nodes, edges))
     return graphs
 
 
@@ -63,4 +81,9 @@ def nb201_cell(genotype, importance=None):
     for op, k, j in genotype.edges():
         label, colour = edge_label(op, importance.get(f"edge_{k}_{j}"))
         edges.append((str(j), str(k), label, colour))
-    return [CellGraph("NB201 cell", nodes, edges)]
+    return [CellGraph(_titled("NB201 cell", edges), nodes, edges)]
+
+
+def _titled(title, edges):
+    """The title, with the colour legend under it when the edges are coloured."""
+    return f"{title}\\n{LEGEND}" if any(colour for *_, colour in edges) else title

@@ -30,20 +30,32 @@ def check_path(path):
 
 
 def to_dot(graphs):
-    """One `graphviz.Digraph`, a cluster per cell."""
+    """One `graphviz.Digraph`, a cluster per cell, the first cell on top.
+
+    Invisible edges keep the intermediate nodes in order, left to right, and the cell inputs top to
+    bottom. Each label is tied to its edge by a short line (`decorate`), in the edge's colour.
+    """
     import graphviz
 
     dot = graphviz.Digraph(graph_attr={"rankdir": "LR", "fontname": "Helvetica"},
                            node_attr={"shape": "box", "style": "rounded,filled", "fontname": "Helvetica"},
                            edge_attr={"fontname": "Helvetica", "fontsize": "10"})
-    for i, graph in enumerate(graphs):
+    for i, graph in reversed(list(enumerate(graphs))):  # `dot` stacks the last-defined cluster on top
         with dot.subgraph(name=f"cluster_{i}") as sub:
             sub.attr(label=graph.title)
             for node, label, kind in graph.nodes:
                 sub.node(node, label, fillcolor=NODE_STYLE[kind])
             for source, target, label, colour in graph.edges:
-                attrs = {"color": colour, "fontcolor": "black", "penwidth": "2"} if colour else {}
-                sub.edge(source, target, label=label, **attrs)
+                attrs = {"color": colour, "fontcolor": colour, "penwidth": "2"} if colour else {}
+                sub.edge(source, target, label=label, decorate="true" if label else "false", **attrs)
+            inner = [node for node, _, kind in graph.nodes if kind == "node"]
+            for a, b in zip(inner, inner[1:]):
+                sub.edge(a, b, style="invis")
+            inputs = [node for node, _, kind in graph.nodes if kind == "input"]
+            for a, b in zip(inputs, inputs[1:]):  # the first input on top
+                with sub.subgraph() as same:
+                    same.attr(rank="same")
+                    same.edge(b, a, style="invis")
     return dot
 
 
@@ -73,7 +85,7 @@ def _draw_matplotlib(graphs):
                         va="center", bbox={"boxstyle": "round", "fc": "white", "ec": colour or "none"})
         for node, label, kind in graph.nodes:
             ax.text(*pos[node], label, ha="center", va="center", bbox={"boxstyle": "round", "fc": NODE_STYLE[kind]})
-        ax.set_title(graph.title)
+        ax.set_title(graph.title.replace("\\n", "\n"), fontsize=9)
         ax.set_xlim(-0.5, max(rank.values()) + 0.5)
         ax.set_ylim(min(y for _, y in pos.values()) - 0.8, max(y for _, y in pos.values()) + 0.8)
         ax.axis("off")

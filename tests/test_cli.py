@@ -1,0 +1,87 @@
+"""The command lines as a newcomer meets them: what they print, and one exit code per kind of failure."""
+
+import concurrent.futures
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from itnas_tf.genotypes import NAMED, GenotypeError, read_genotype
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _cli(module, *args):
+    """`python -m module args` as a newcomer runs it (no TF_CPP_MIN_LOG_LEVEL, which conftest sets)."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=600)
+
+
+def test_the_quickstart_tells_the_story_of_its_run(tmp_path):
+    proc = _cli("itnas_tf.search", "--flagfile=configs/quickstart.cfg", f"--output_dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out, lines = proc.stdout, proc.stdout.splitlines()
+    assert re.search(r"^traced; the first step took \d+\.\d s$", out, re.M), out
+    epochs = [line for line in lines if line.startswith("epoch ")]
+    assert [line.split()[1] for line in epochs] == [f"{k}/10" for k in range(1, 11)]
+    assert all(line.endswith("warm-up: not ranked yet") for line in epochs[:3])  # 3/10 of the epochs
+    assert not any("warm-up" in line for line in epochs[3:]) and all("|" in line for line in epochs[3:])
+    assert "Epoch " not in out and "genotype: |" in out
+    assert "cuInit" not in proc.stderr and "cuda" not in proc.stderr.lower(), proc.stderr[-2000:]
+
+
+# one bad value per command line; each is refused before it starts any work
+BAD_FLAGS = {
+    "itnas_tf.search": ["--epochs=0"],
+    "itnas_tf.retrain": ["--genotype=DARTS_V2", "--epochs=0"],
+    "itnas_tf.flops": ["--genotype=DARTS_V2", "--layers=0"],
+    "itnas_tf.visualize": ["DARTS_V2", "--out=x.png", "--max_madds=0"],
+    "itnas_tf.analyze": ["runs/x", "--output_dir=y", "--finetune_steps=-1"],
+    "export": ["--checkpoint=runs/x", "--max_madds=0"],
+}
+
+
+def test_every_command_line_exits_2_on_a_bad_flag_value():
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        procs = {module: pool.submit(_cli, module, *args) for module, args in BAD_FLAGS.items()}
+    for module, proc in procs.items():
+        proc = proc.result()
+        flag = BAD_FLAGS[module][-1].split("=")[0]
+        assert proc.returncode == 2 and f"error: flag {flag}=" in proc.stderr, (module, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr and "cuInit" not in proc.stderr
+
+
+# DARTS_V2 with two more edges: a fifth node that nothing reads (the concat list still names 2..5)
+TEN_EDGES = (
+    "Genotype(normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1), "
+    "('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_3x3', 2), ('sep_conv_3x3', 0), "
+    "('sep_conv_3x3', 1)], normal_concat=[2, 3, 4, 5], reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), "
+    "('skip_connect', 2), ('max_pool_3x3', 1), ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), "
+    "('max_pool_3x3', 1)], reduce_concat=[2, 3, 4, 5])"
+)
+
+
+@pytest.mark.parametrize("text,message", [
+    (TEN_EDGES, "The normal cell's node(s) [6] feed nothing"),
+    ("", "--genotype is empty"),
+    ("  ", "--genotype is empty"),
+    ("DARTS_V3", "no such published genotype 'DARTS_V3'"),
+    ("no/such/file.json", "no such file 'no/such/file.json'"),
+])
+def test_bad_genotypes_are_refused_with_what_to_give(text, message):
+    with pytest.raises(GenotypeError, match=re.escape(message)):
+        read_genotype(text)
+
+
+def test_published_genotypes_by_name_on_the_command_line():
+    proc = _cli("itnas_tf.flops", "--genotype=DARTS_V2", "--json")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert '"params": 3349342' in proc.stdout  # reference.md: DARTS V2 on darts_cifar
+    listing = _cli("itnas_tf.flops", "--genotype=help")
+    assert listing.returncode == 0 and all(name in listing.stdout for name in NAMED)
+    refused = _cli("itnas_tf.flops", f"--genotype={TEN_EDGES}")
+    assert refused.returncode == 2 and "feed nothing" in refused.stderr and "Traceback" not in refused.stderr
