@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from export.convert import INPUT_NAME, OUTPUT_NAME
+from itnas_tf.cli import native_log_hidden
 
 
 def run_saved_model(path, batch):
@@ -21,14 +22,14 @@ def run_onnx(path, batch):
 
 
 def run_tflite(path, batch):
-    with warnings.catch_warnings():  # tf.lite.Interpreter announces its move to ai_edge_litert
+    with warnings.catch_warnings(), native_log_hidden():  # the move to ai_edge_litert; the XNNPACK delegate
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_path=str(path))
-    index = interpreter.get_input_details()[0]["index"]
-    interpreter.resize_tensor_input(index, batch.shape)
-    interpreter.allocate_tensors()
-    interpreter.set_tensor(index, batch)
-    interpreter.invoke()
+        index = interpreter.get_input_details()[0]["index"]
+        interpreter.resize_tensor_input(index, batch.shape)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(index, batch)
+        interpreter.invoke()
     return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
 
 

@@ -5,6 +5,7 @@ run that failed on the way (a non-finite loss, a worker that stopped answering).
 `--verbosity`) brings back the logs of TensorFlow, tfds and tf2onnx that a run hides by default.
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -14,6 +15,7 @@ from absl import logging as absl_logging
 
 USAGE, FAILED = 2, 1
 _VERBOSE = ("-v", "--v", "--verbosity", "-verbosity")
+_quiet = False  # set by quiet_start
 
 
 def _verbose(argv):
@@ -25,17 +27,31 @@ def quiet_start(argv=None):
     and `failed call to cuInit` on machines without GPUs), unless `-v`/`--verbosity` is given.
 
     TF_CPP_MIN_LOG_LEVEL=3 silences what TensorFlow logs once its logging is set up; the lines its
-    libraries print while loading come before that, so stderr points at /dev/null meanwhile (a
-    failed import still raises, and its traceback prints after). `run` quiets the Python loggers.
+    libraries print while loading come before that, so they go to /dev/null (`native_log_hidden`).
+    `run` quiets the Python loggers.
     """
+    global _quiet
     if _verbose(sys.argv if argv is None else argv):
         return
+    _quiet = True
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_log_hidden():
+        import tensorflow  # noqa: F401
+
+
+@contextlib.contextmanager
+def native_log_hidden():
+    """In a quiet command line, stderr (file descriptor 2) points at /dev/null meanwhile: for the log
+    lines that C++ libraries print themselves (TensorFlow loading, TFLite's XNNPACK delegate). An
+    exception still raises, and its traceback prints after."""
+    if not _quiet:
+        yield
+        return
     sys.stderr.flush()
     saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 2)
     try:
-        import tensorflow  # noqa: F401
+        yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)

@@ -37,14 +37,14 @@ def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
     epochs = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("epoch ")]
     assert epochs == [f"{k}/5" for k in range(1, 6)] and "Epoch " not in proc.stdout  # issue 26
 
-    exported = _run("export", f"--checkpoint={out}")
+    exported = _run("export", f"--checkpoint={out}", "--formats=saved_model,onnx,tflite")
     assert exported.returncode == 0, exported.stderr[-3000:]
-    # the summary and the parity table, not the converters' logs
+    # the summary and the parity table, not the converters' logs (nor TFLite's XNNPACK line)
     assert "tf2onnx" not in exported.stderr and "INFO" not in exported.stdout + exported.stderr, exported.stderr
     assert "max |diff| vs Keras" in exported.stdout
     manifest = json.loads((out / "export" / "manifest.json").read_text())
     assert manifest["params"] == result["params"] and manifest["madds"] == result["madds"]
-    assert set(manifest["parity"]["max_abs_diff"]) == {"saved_model", "onnx"}
+    assert set(manifest["parity"]["max_abs_diff"]) == {"saved_model", "onnx", "tflite"}
     assert max(manifest["parity"]["max_abs_diff"].values()) <= 1e-4
     assert manifest["input"] == {"name": "images", "shape": [None, 8, 8, 1], "dtype": "float32", "layout": "NHWC"}
     assert manifest["preprocessing"]["mean"] == pytest.approx(result["preprocessing"]["mean"])
