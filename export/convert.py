@@ -7,6 +7,7 @@ import tensorflow as tf
 
 FORMATS = ("saved_model", "onnx", "tflite")
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
+BATCH = "batch"  # the name of the ONNX file's batch dimension
 
 
 def serving_function(model, input_shape):
@@ -31,11 +32,13 @@ def to_saved_model(model, input_shape, path):
 
 
 def to_onnx(model, input_shape, path, opset=17):
-    """An ONNX file through tf2onnx at `opset`."""
+    """An ONNX file through tf2onnx at `opset`, its input's and output's batch dimension named `batch`."""
     import tf2onnx
 
     fn = serving_function(model, input_shape)
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=fn.input_signature, opset=opset)
+    for value in (*proto.graph.input, *proto.graph.output):  # tf2onnx names the free dimension unk__N
+        value.type.tensor_type.shape.dim[0].dim_param = BATCH
     with open(path, "wb") as f:
         f.write(proto.SerializeToString())
 

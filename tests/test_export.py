@@ -53,6 +53,8 @@ def test_every_op_exports_to_onnx_and_tflite_exactly(tmp_path, name, stride, se)
     model = onnx.load(tmp_path / "op.onnx")
     onnx.checker.check_model(model)
     assert max(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    for value in (*model.graph.input, *model.graph.output):  # issue 25: not tf2onnx's unk__N
+        assert value.type.tensor_type.shape.dim[0].dim_param == "batch"
     np.testing.assert_allclose(run_onnx(tmp_path / "op.onnx", x), expected, rtol=0, atol=1e-5)
     to_saved_model(op, (16, 16, 8), tmp_path / "saved_model")
     to_tflite(tmp_path / "saved_model", tmp_path / "op.tflite")
