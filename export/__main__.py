@@ -5,7 +5,6 @@ Prints params and MAdds, refuses a network over `--max_madds` (default 600M, the
 SavedModel or the TFLite interpreter disagree with the Keras model by more than `--tolerance`.
 """
 
-
 from absl import app, flags
 
 from export.budget import MOBILE_MADDS, BudgetError

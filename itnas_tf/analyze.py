@@ -6,7 +6,6 @@ NATS-Bench files) nb201 searches get their selected cells' accuracies, the traje
 benchmark ground truth of the ranking analysis. Writes `report.md`, `analysis.json` and PNGs.
 """
 
-
 from absl import app, flags
 
 from itnas_tf import cli

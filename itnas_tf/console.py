@@ -31,7 +31,7 @@ class FirstStep(keras.callbacks.Callback):
 
     def __init__(self):
         super().__init__()
-        self.start = None
+        self.start = None  # when the first `fit` began; 0 once its first step is reported
 
     def on_train_begin(self, logs=None):
         if self.start is None:
@@ -39,7 +39,7 @@ class FirstStep(keras.callbacks.Callback):
             print("tracing the training step (the first step waits for it) ...", flush=True)
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.start is not None and self.start > 0:
+        if self.start:
             print(f"traced; the first step took {time.perf_counter() - self.start:.1f} s", flush=True)
             self.start = 0
 
