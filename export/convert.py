@@ -5,8 +5,9 @@ Every format has one float32 NHWC input `images` of any batch size and one outpu
 
 import tensorflow as tf
 
-FORMATS = ("saved_model", "onnx", "tflite")
-INPUT_NAME, OUTPUT_NAME = "images", "logits"
+from export.runtimes import INPUT_NAME, OUTPUT_NAME
+
+FORMATS = ("saved_model", "onnx", "tflite", "onnx_int8", "tflite_int8")
 BATCH = "batch"  # the name of the ONNX file's batch dimension
 
 

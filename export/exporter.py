@@ -4,6 +4,7 @@ Everything is written into a temporary folder beside the output folder and renam
 after the parity check passed, so a refused or failed export leaves the output folder as it was.
 """
 
+import hashlib
 import json
 import os
 import pathlib
@@ -11,18 +12,28 @@ import shutil
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from export.budget import MOBILE_MADDS, check_budget
 from export.convert import FORMATS, INPUT_NAME, OUTPUT_NAME, to_onnx, to_saved_model, to_tflite
+from export.latency import RUNS, cpu_name, median_ms
 from export.parity import parity
+from export.predict import RUNTIMES
+from export.quantize import accuracy_check, failures, to_onnx_int8, to_tflite_int8
 from itnas_tf import checkpoint
-from itnas_tf.checkpoint import CheckpointError
+from itnas_tf.checkpoint import CheckpointError, load_state
 from itnas_tf.counting import count
+from itnas_tf.data.sources import load_arrays, preprocessing_rule
+from itnas_tf.data.streaming import CENTRE_CROP
 from itnas_tf.genotypes import read_genotype
 from itnas_tf.networks import build_network
+from itnas_tf.retrainer import retrain_data
 from itnas_tf.results import readable_by_default
 
-FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite"}
+FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite",
+         "onnx_int8": "model_int8.onnx", "tflite_int8": "model_int8.tflite"}
+INT8 = ("onnx_int8", "tflite_int8")
+CALIBRATION_IMAGES = 256
 
 
 class ExportError(ValueError):
@@ -61,16 +72,24 @@ def load_network(path):
 
 
 def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_madds=MOBILE_MADDS,
-           allow_over_budget=False, overwrite=False, opset=17, tolerance=1e-4, batch_size=8, seed=0):
+           allow_over_budget=False, overwrite=False, opset=17, tolerance=1e-4, batch_size=8, seed=0,
+           data_dir=None, calibration=None, calibration_images=CALIBRATION_IMAGES, allow_accuracy_drop=False,
+           latency_threads=1):
     """Exports the network of `checkpoint` into `output_dir` (default: `<checkpoint folder>/export`).
 
+    int8 formats are calibrated on `calibration_images` training images of the retraining's data
+    (`data_dir`: where its tfds data is prepared), or on the training images of the dataset named by
+    `calibration` (a `--dataset` source), and checked on its test data.
+
     Returns:
-        `(output folder, manifest)`; the manifest (also written as `manifest.json`): input, classes, preprocessing, genotype,
-        params, MAdds, files and the parity figures.
+        `(output folder, manifest)`; the manifest (also written as `manifest.json`): input, classes,
+        preprocessing, genotype, params, MAdds, files, sizes, the parity figures, the int8 files'
+        accuracy and every file's batch-1 latency.
 
     Raises:
-        ExportError: unknown format, existing output, or a file that differs from Keras by more than
-            `tolerance`. BudgetError: over `max_madds`. CheckpointError: missing or unreadable checkpoint.
+        ExportError: unknown format, existing output, a float file that differs from Keras by more than
+            `tolerance`, or an int8 file that fails the accuracy rule (unless `allow_accuracy_drop`).
+            BudgetError: over `max_madds`. CheckpointError: missing or unreadable checkpoint.
     """
     unknown = [f for f in formats if f not in FORMATS]
     if unknown or not formats:
@@ -86,14 +105,19 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
     exclude = [network.aux_head] if getattr(network, "aux_head", None) is not None else []
     cost = count(network, shape, exclude=exclude)
     check_budget(cost, max_madds, allow_over_budget)
+    data = images = None
+    if any(fmt in INT8 for fmt in formats):  # before anything is written: the data may be missing
+        data = retrain_data(load_state(path)["config"], data_dir)
+        images = calibration_inputs(calibration, data_dir, record) if calibration else data.calibration(calibration_images)
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     readable_by_default(staging)
     try:
-        files = _write(network, shape, staging, formats, opset)
+        files = _write(network, shape, staging, formats, opset, images)
         batch = np.random.default_rng(seed).standard_normal((batch_size, *shape)).astype("float32")
-        diffs = parity(network, {fmt: staging / FILES[fmt] for fmt in formats}, batch)
+        floats = [fmt for fmt in formats if fmt not in INT8]
+        diffs = parity(network, {fmt: staging / FILES[fmt] for fmt in floats}, batch)
         bad = {fmt: d for fmt, d in diffs.items() if not d <= tolerance}
         if bad:
             raise ExportError(
@@ -101,11 +125,24 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
                 + ", ".join(f"{fmt} max |diff| {d:.3g}" for fmt, d in bad.items())
                 + f" (tolerance {tolerance:g}). Nothing was written."
             )
+        int8 = {}
+        for fmt in (f for f in formats if f in INT8):
+            int8[fmt] = accuracy_check(network, RUNTIMES[fmt](staging / FILES[fmt]), data.test)
+            reasons = failures(int8[fmt])
+            if reasons and not allow_accuracy_drop:
+                raise ExportError(f"{fmt}: {'; '.join(reasons)}, on {int8[fmt]['test_images']} test images. "
+                                  "Nothing was written; calibrate on more or other images (--calibration_images, "
+                                  "--calibration), or pass --allow_accuracy_drop to keep it.")
+            int8[fmt]["passed"] = not reasons
+        sizes = {fmt: _size(staging / FILES[fmt]) for fmt in formats}
+        latency = {fmt: median_ms(_latency_runner(fmt, staging / FILES[fmt], latency_threads), shape)
+                   for fmt in formats}
         manifest = {
             "input": {"name": INPUT_NAME, "shape": [None, *shape], "dtype": "float32", "layout": "NHWC"},
             "output": {"name": OUTPUT_NAME, "shape": [None, record["num_classes"]], "meaning": "logits"},
             "num_classes": record["num_classes"],
-            "preprocessing": record["preprocessing"],
+            "classes": record.get("classes"),
+            "preprocessing": preprocessing(record),
             "network": record["network"],
             "genotype": record["genotype"],
             "init_channels": record["init_channels"],
@@ -115,8 +152,13 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
             "max_madds": max_madds,
             "over_budget": cost["madds"] > max_madds,
             "files": files,
-            "onnx_opset": opset if "onnx" in formats else None,
+            "bytes": sizes,
+            "sha256": {fmt: file_digest(staging / name) for fmt, name in files.items() if fmt != "saved_model"},
+            "onnx_opset": opset if any(fmt.startswith("onnx") for fmt in formats) else None,
             "parity": {"batch": batch_size, "seed": seed, "tolerance": tolerance, "max_abs_diff": diffs},
+            "int8": int8,
+            "latency": {"batch": 1, "runs": RUNS, "threads": latency_threads, "cpu": cpu_name(),
+                        "median_ms": latency},
             "checkpoint": str(path),
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -127,17 +169,65 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
     return out, manifest
 
 
-def _write(network, shape, folder, formats, opset):
-    saved_model = folder / FILES["saved_model"]
-    if "saved_model" in formats or "tflite" in formats:
+def calibration_inputs(name, data_dir, record):
+    """Network inputs from the training images of the `--dataset` source `name`, normalised as the
+    record says (int8 calibration on images of the deployment's own domain)."""
+    x, _ = load_arrays(name, data_dir)
+    shape = tuple(record["input_shape"])
+    if x.shape[1:] != shape:
+        raise ExportError(f"--calibration={name}: its images are {x.shape[1:]}, the network takes {shape}.")
+    rule = record["preprocessing"]
+    return ((x[:CALIBRATION_IMAGES].astype("float32") / 255.0 - np.asarray(rule["mean"], "float32"))
+            / np.asarray(rule["std"], "float32"))
+
+
+def preprocessing(record):
+    """The record's preprocessing rule; a checkpoint written before the rule was recorded in full
+    (December 2026) named its pipeline in `formula` only."""
+    rule = record["preprocessing"]
+    if "resize" in rule:
+        return rule
+    shape = record["input_shape"]
+    streamed = "shorter side" in rule["formula"]
+    return {**preprocessing_rule("", shape, shape[0] / CENTRE_CROP if streamed else None), "mean": rule["mean"], "std": rule["std"]}
+
+
+def file_digest(path):
+    """The SHA-256 of a file, so that `export.predict` can tell a model file from another export."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _write(network, shape, folder, formats, opset, calibration):
+    """Writes `formats` into `folder` (with the float files an int8 one is made from, removed after)."""
+    saved_model, onnx = folder / FILES["saved_model"], folder / FILES["onnx"]
+    if {"saved_model", "tflite", "tflite_int8"} & set(formats):
         to_saved_model(network, shape, saved_model)
-    if "onnx" in formats:
-        to_onnx(network, shape, folder / FILES["onnx"], opset)
+    if {"onnx", "onnx_int8"} & set(formats):
+        to_onnx(network, shape, onnx, opset)
     if "tflite" in formats:
         to_tflite(saved_model, folder / FILES["tflite"])
-        if "saved_model" not in formats:
-            shutil.rmtree(saved_model)
+    if "onnx_int8" in formats:
+        to_onnx_int8(onnx, folder / FILES["onnx_int8"], calibration)
+    if "tflite_int8" in formats:
+        to_tflite_int8(saved_model, folder / FILES["tflite_int8"], calibration)
+    if saved_model.exists() and "saved_model" not in formats:
+        shutil.rmtree(saved_model)
+    if onnx.exists() and "onnx" not in formats:
+        onnx.unlink()
     return {fmt: FILES[fmt] for fmt in formats}
+
+
+def _size(path):
+    """Bytes of a file, or of every file under a folder (a SavedModel)."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
+
+
+def _latency_runner(fmt, path, threads):
+    if fmt == "saved_model":  # TensorFlow's own thread pools, fixed at its start
+        loaded = tf.saved_model.load(str(path)).signatures["serving_default"]
+        return lambda x: loaded(**{INPUT_NAME: tf.constant(x)})
+    return RUNTIMES[fmt](path, threads)
 
 
 def _replace(staging, out):

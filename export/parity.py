@@ -1,12 +1,10 @@
 """Runs exported files on the batch the Keras model saw and measures how far their outputs are."""
 
-import warnings
-
 import numpy as np
 import tensorflow as tf
 
 from export.convert import INPUT_NAME, OUTPUT_NAME
-from itnas_tf.cli import native_log_hidden
+from export.runtimes import load_onnx, load_tflite
 
 
 def run_saved_model(path, batch):
@@ -15,22 +13,11 @@ def run_saved_model(path, batch):
 
 
 def run_onnx(path, batch):
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
+    return load_onnx(path)(batch)
 
 
 def run_tflite(path, batch):
-    with warnings.catch_warnings(), native_log_hidden():  # the move to ai_edge_litert; the XNNPACK delegate
-        warnings.simplefilter("ignore")
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-        index = interpreter.get_input_details()[0]["index"]
-        interpreter.resize_tensor_input(index, batch.shape)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(index, batch)
-        interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    return load_tflite(path)(batch)
 
 
 RUNNERS = {"saved_model": run_saved_model, "onnx": run_onnx, "tflite": run_tflite}

@@ -17,6 +17,7 @@ import tensorflow as tf
 from itnas_tf import checkpoint, console, precision, run_dir
 from itnas_tf.counting import count
 from itnas_tf.data import streaming_data, train_test_data
+from itnas_tf.data.sources import preprocessing_rule
 from itnas_tf.genotypes import genotype_text, read_genotype
 from itnas_tf.networks import build_network, check_fits, default_network
 from itnas_tf.optimizers import SGD
@@ -51,15 +52,15 @@ RETRAIN_DEFAULTS = {
         label_smoothing=0.1, init_channels=None, layers=None,
     ),
 }
-IN_MEMORY_PREPROCESSING = "(x / 255 - mean) / std, x uint8 RGB NHWC"
 # network -> (how much a DARTS network has shrunk its input where the auxiliary head reads it, the
 # head's pooling stride)
 AUX_HEAD = {"darts_cifar": (4, 3), "darts_imagenet": (32, 2)}
 LR_DECAY_RATE = 0.97  # DARTS ImageNet: StepLR(1 epoch, gamma 0.97)
 
 
-def model_record(network_name, genotype, network, image_shape, mean, std, formula=None):
-    """What rebuilds a target network without its data (`python -m export` reads it from the checkpoint)."""
+def model_record(network_name, genotype, network, image_shape, mean, std, preprocessing=None, classes=None):
+    """What rebuilds a target network without its data, and what turns an image into its input
+    (`python -m export` reads it from the checkpoint into `manifest.json`)."""
     return {
         "network": network_name,
         "genotype": genotype_text(genotype) if not isinstance(genotype, str) else genotype,
@@ -69,11 +70,23 @@ def model_record(network_name, genotype, network, image_shape, mean, std, formul
         "auxiliary": getattr(network, "aux_head", None) is not None,
         "input_shape": list(image_shape),
         "preprocessing": {
-            "formula": formula or IN_MEMORY_PREPROCESSING,
+            **(preprocessing or preprocessing_rule("", image_shape)),
             "mean": [float(v) for v in np.ravel(mean)],
             "std": [float(v) for v in np.ravel(std)],
         },
+        "classes": classes,
     }
+
+
+def retrain_data(config, data_dir=None):
+    """A retraining's training and test data, from its settings (also `export`'s calibration and test
+    images): streamed at `input_size` where given, else in memory."""
+    c = config
+    if c.get("input_size"):
+        return streaming_data(c["dataset"], c.get("test_dataset"), c["input_size"], c["batch_size"], c["seed"],
+                              c.get("augment", "auto"), c["cutout"], data_dir)
+    return train_test_data(c["dataset"], c.get("test_dataset"), c["batch_size"], c["seed"], c.get("augment", "auto"),
+                           c["cutout"], data_dir)
 
 
 @keras.saving.register_keras_serializable("itnas_tf")
@@ -137,21 +150,12 @@ class Retrainer:
         keras.utils.set_random_seed(c["seed"])
         if c.get("deterministic", True):
             tf.config.experimental.enable_op_determinism()
-        if c.get("input_size"):
-            self.data = streaming_data(
-                c["dataset"], c.get("test_dataset"), c["input_size"], c["batch_size"], c["seed"],
-                c.get("augment", "auto"), c["cutout"], self.data_dir,
-            )
-        else:
-            self.data = train_test_data(
-                c["dataset"], c.get("test_dataset"), c["batch_size"], c["seed"], c.get("augment", "auto"),
-                c["cutout"], self.data_dir,
-            )
+        self.data = retrain_data(c, self.data_dir)
         trainer, optimizer = self.build(self.data)
         network = trainer.network
         record = model_record(
             c["network"], c["genotype"], network, self.data.image_shape, self.data.mean, self.data.std,
-            getattr(self.data, "preprocessing", None),
+            self.data.preprocessing, self.data.class_names,
         )
         state = {"epoch": 0, "history": [], "seconds": 0.0, "config": c, "model": record}
         if resuming:

@@ -33,6 +33,37 @@ def shared_data():
 
 
 @pytest.fixture
+def predict():
+    """Returns a function that runs `python -m export.predict ARGS` in a subprocess where TensorFlow
+    cannot be imported (tests/predict_without_tensorflow.py)."""
+    root = pathlib.Path(__file__).parents[1]
+
+    def run(*args):
+        return subprocess.run([sys.executable, str(root / "tests" / "predict_without_tensorflow.py"), *map(str, args)],
+                              capture_output=True, text=True, cwd=root, timeout=300)
+
+    return run
+
+
+@pytest.fixture
+def keras_top1():
+    """Returns a function `(export folder, uint8 images) -> top-1 classes` of the exported checkpoint's
+    Keras network, the images normalised by the training pipeline's own code."""
+    import numpy as np
+
+    from export import load_network
+    from itnas_tf.data.pipeline import normalize
+
+    def top1(export_dir, x):
+        network, record = load_network(pathlib.Path(export_dir).parent / "checkpoint.npz")
+        rule = record["preprocessing"]
+        inputs = normalize(x, np.asarray(rule["mean"], "float32"), np.asarray(rule["std"], "float32"))
+        return np.argmax(np.asarray(network(inputs, training=False)), axis=1)
+
+    return top1
+
+
+@pytest.fixture
 def kill_after_first_epoch():
     """Returns a function that starts `python -m module *args` and SIGKILLs it once its checkpoint
     (`checkpoint.npz` in `out`) records a finished epoch."""

@@ -25,7 +25,7 @@ def _run(module, *args, timeout=300):
     )
 
 
-def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
+def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path, predict, keras_top1):
     out = tmp_path / "tiny"
     proc = _run("itnas_tf.retrain", "--flagfile=configs/retrain_tiny.cfg", f"--output_dir={out}")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -37,7 +37,7 @@ def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
     epochs = [line.split()[1] for line in proc.stdout.splitlines() if line.startswith("epoch ")]
     assert epochs == [f"{k}/5" for k in range(1, 6)] and "Epoch " not in proc.stdout  # issue 26
 
-    exported = _run("export", f"--checkpoint={out}", "--formats=saved_model,onnx,tflite")
+    exported = _run("export", f"--checkpoint={out}", "--formats=saved_model,onnx,tflite,onnx_int8,tflite_int8")
     assert exported.returncode == 0, exported.stderr[-3000:]
     # the summary and the parity table, not the converters' logs (nor TFLite's XNNPACK line)
     assert "tf2onnx" not in exported.stderr and "INFO" not in exported.stdout + exported.stderr, exported.stderr
@@ -49,10 +49,43 @@ def test_tiny_flagfile_retrains_and_its_checkpoint_exports(tmp_path):
     assert manifest["input"] == {"name": "images", "shape": [None, 8, 8, 1], "dtype": "float32", "layout": "NHWC"}
     assert manifest["preprocessing"]["mean"] == pytest.approx(result["preprocessing"]["mean"])
     assert (out / "export" / "model.onnx").is_file() and (out / "export" / "saved_model" / "saved_model.pb").is_file()
+    assert manifest["classes"] == [str(i) for i in range(10)]
+    # int8 files (issue 25): judged on the held-out digits by what they predict, smaller, timed
+    for fmt in ("onnx_int8", "tflite_int8"):
+        check = manifest["int8"][fmt]
+        assert check["passed"] and check["test_images"] == 359 and check["top1_agreement"] >= 0.99, check
+        assert check["test_accuracy"] >= check["float_test_accuracy"] - 0.01
+        assert manifest["bytes"][fmt] < manifest["bytes"][fmt.removesuffix("_int8")]
+        assert f"top-1 agrees {check['top1_agreement']:.1%}" in exported.stdout
+    assert set(manifest["latency"]["median_ms"]) == set(manifest["files"]) and manifest["latency"]["threads"] == 1
+    assert all(0 < ms < 1000 for ms in manifest["latency"]["median_ms"].values())
+    # calibrated on one constant image, the int8 file fails the rule: refused, and nothing is written
+    np.savez(tmp_path / "constant.npz", x=np.full((1, 8, 8, 1), 128, "uint8"), y=np.zeros(1, "int64"))
+    refused = _run("export", f"--checkpoint={out}", "--formats=onnx_int8", f"--calibration=npz:{tmp_path / 'constant.npz'}",
+                   f"--output_dir={tmp_path / 'int8'}")
+    assert refused.returncode == 2 and "onnx_int8: top-1 agreement with float" in refused.stderr, refused.stderr[-2000:]
+    assert "Nothing was written" in refused.stderr and not (tmp_path / "int8").exists()
+
+    # the exported files predict, without TensorFlow, what the Keras network predicts (issue 25)
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    x = np.round(load_digits().images[-15:] * (255.0 / 16.0)).astype("uint8")[..., None]
+    for i, image in enumerate(x):
+        Image.fromarray(image[..., 0]).save(tmp_path / f"digit_{i:02d}.png")
+    expected = keras_top1(out / "export", x).tolist()
+    for runtime in ("onnx", "tflite", "onnx_int8", "tflite_int8"):
+        proc = predict(f"--model={out / 'export'}", f"--runtime={runtime}", "--json", *sorted(tmp_path.glob("*.png")))
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        top1 = [r["top"][0]["index"] for r in json.loads(proc.stdout)]
+        if runtime.endswith("int8"):  # 99% agreement over the test set; here at most one of 15 may differ
+            assert sum(a != b for a, b in zip(top1, expected)) <= 1, runtime
+        else:
+            assert top1 == expected, runtime
 
 
 @pytest.mark.slow
-def test_cifar_subset_retrains_with_auxiliary_head_cutout_and_drop_path(tmp_path, shared_data):
+def test_cifar_subset_retrains_with_auxiliary_head_cutout_and_drop_path(tmp_path, shared_data, predict, keras_top1):
     train = shared_data("cifar10/cifar10_train_1000.npz")
     test = shared_data("cifar10/cifar10_test_1000.npz")
     out = tmp_path / "cifar"
@@ -70,10 +103,29 @@ def test_cifar_subset_retrains_with_auxiliary_head_cutout_and_drop_path(tmp_path
     saved = checkpoint.load_state(out / "checkpoint.npz")
     assert saved["epoch"] == 2 and saved["model"]["input_shape"] == [32, 32, 3]
     assert (out / "tensorboard" / "train").is_dir()
-    exported = _run("export", f"--checkpoint={out / 'checkpoint.npz'}", "--formats=onnx", f"--output_dir={tmp_path / 'onnx'}")
+    exported = _run("export", f"--checkpoint={out / 'checkpoint.npz'}", "--formats=onnx,tflite")
     assert exported.returncode == 0, exported.stderr[-3000:]  # the auxiliary head is restored, not exported
-    manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
+    manifest = json.loads((out / "export" / "manifest.json").read_text())
     assert manifest["params"] == result["params"] and manifest["parity"]["max_abs_diff"]["onnx"] <= 1e-4
+    assert manifest["classes"][:3] == ["airplane", "automobile", "bird"] and len(manifest["classes"]) == 10
+
+    # 20 CIFAR-10 test images, as the .npz batch and as PNG files written from it: the Keras top-1 on every
+    # one, without TensorFlow, with CIFAR-10's class names (issue 25)
+    from PIL import Image
+
+    first20 = shared_data("cifar10/cifar10_test_first20_lossless.npz")
+    with np.load(first20) as f:
+        x = f["x"]
+    for i, image in enumerate(x):
+        Image.fromarray(image).save(tmp_path / f"test_{i:02d}.png")
+    expected = keras_top1(out / "export", x).tolist()
+    pngs = sorted(tmp_path.glob("test_*.png"))
+    for runtime in ("onnx", "tflite"):
+        proc = predict(f"--model={out / 'export'}", f"--runtime={runtime}", "--json", "--top_k=1", first20, *pngs)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        results = json.loads(proc.stdout)
+        assert [r["top"][0]["index"] for r in results] == expected * 2, runtime
+        assert all(r["top"][0]["label"] == manifest["classes"][r["top"][0]["index"]] for r in results)
 
 
 # Parses a flagfile with the retrain CLI's flags and builds the run it describes (without running it);
@@ -212,7 +264,8 @@ def test_streamed_tfds_data_retrains_at_an_input_size(tmp_path):
         again = np.concatenate([x.numpy() for x, _ in data.train(0)])
         test = next(iter(data.test))[0].numpy()
     assert result["input_shape"] == [24, 24, 3] and result["test_images"] == 48 and result["epochs"] == 1
-    assert "central 24x24 crop" in result["preprocessing"]["formula"]
+    assert result["preprocessing"]["resize"]["shorter_side"] == 24 / 0.875  # then the central crop
+    assert result["preprocessing"]["resize"]["then"] == "central crop" and result["preprocessing"]["grayscale_to_rgb"]
     assert first.shape == (48, 24, 24, 3) and test.shape == (16, 24, 24, 3)
     np.testing.assert_array_equal(first, again)  # a function of (seed, epoch)
     with pytest.raises(DataError, match="drop --input_size"):

@@ -33,6 +33,26 @@ DOWNLOAD_HOSTS = {
 }
 DEFAULT_HOST = "https://storage.googleapis.com"
 PROBE_SECONDS = 3.0
+DIGITS_MAX = 16.0  # scikit-learn's digits are 0-16; they are read as 0-255
+
+
+def preprocessing_rule(name, image_shape, shorter_side=None):
+    """How a stored image becomes the network input, for `manifest.json` and `python -m export.predict`:
+    the pixels, TensorFlow's bilinear resize (to `shorter_side` then the central crop where given, else
+    to the input size; none for an image of that size), and the normalisation formula (mean and std
+    are added by the caller)."""
+    channels = image_shape[-1]
+    pixels = f"uint8 0-255, {'RGB' if channels == 3 else f'{channels} channel(s)'}, HWC"
+    if name == "digits":
+        pixels += f"; scikit-learn's digits (0-{DIGITS_MAX:g}) are scaled by round(x * 255 / {DIGITS_MAX:g})"
+    return {
+        "formula": "(x / 255 - mean) / std",
+        "pixels": pixels,
+        "grayscale_to_rgb": shorter_side is not None,
+        "resize": {"method": "bilinear", "half_pixel_centers": True, "antialias": False,
+                   "shorter_side": shorter_side, "then": "central crop" if shorter_side else None,
+                   "size": list(image_shape[:2])},
+    }
 
 
 NO_TEST_SPLIT = "{name} has no test split; pass --test_dataset (a source with test images, or holdout:FRACTION)."
@@ -50,13 +70,34 @@ def load_arrays(name, data_dir=None, split="train"):
         from sklearn.datasets import load_digits
 
         digits = load_digits()
-        x = np.round(digits.images * (255.0 / 16.0)).astype("uint8")[..., None]
+        x = np.round(digits.images * (255.0 / DIGITS_MAX)).astype("uint8")[..., None]
         return x, digits.target.astype("int64")
     if name.startswith("npz:"):
         return _npz(name, pathlib.Path(name[4:]))
     if name.startswith("folder:"):
         return _folder(name, pathlib.Path(name[7:]), split)
     return _tfds(name, data_dir, split)
+
+
+def class_names(name, data_dir=None):
+    """The class names of `name` in label order, or None where the data has none: digits "0".."9", an
+    `npz:` file's `class_names` array, an image folder's sub-folders, a tfds dataset's label names."""
+    if name == "digits":
+        return [str(i) for i in range(10)]
+    if name.startswith("npz:"):
+        with np.load(name[4:]) as f:
+            return [str(v) for v in f["class_names"]] if "class_names" in f else None
+    import tensorflow_datasets as tfds
+
+    max_classes = None
+    if name.startswith("folder:"):
+        path = pathlib.Path(name[7:])
+        builder = tfds.ImageFolder(str(path if (path / "train").is_dir() else path.parent))
+    else:
+        tfds_name, max_classes = ALIASES.get(name, (name, None))
+        builder = tfds.builder(tfds_name, data_dir=data_dir)
+    names = getattr(builder.info.features[builder.info.supervised_keys[1]], "names", None)
+    return list(names[:max_classes]) if names else None
 
 
 def _npz(name, path):

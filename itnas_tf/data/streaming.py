@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from itnas_tf.data.pipeline import AUGMENTATIONS, auto_augment
-from itnas_tf.data.sources import DataError, tfds_dataset
+from itnas_tf.data.sources import DataError, class_names, preprocessing_rule, tfds_dataset
 from itnas_tf.data.train_test import cutout
 
 # torchvision's ImageNet statistics, which published ImageNet models are trained with.
@@ -59,6 +59,7 @@ class StreamingData:
     cutout: int
     mean: np.ndarray
     std: np.ndarray
+    class_names: list = None
 
     @property
     def image_shape(self):
@@ -66,9 +67,13 @@ class StreamingData:
 
     @property
     def preprocessing(self):
-        side = round(self.input_size / CENTRE_CROP)
-        return (f"RGB; shorter side resized to {side}, central {self.input_size}x{self.input_size} crop; "
-                "then (x / 255 - mean) / std, NHWC")
+        return preprocessing_rule(self.name, self.image_shape, self.input_size / CENTRE_CROP)
+
+    def calibration(self, n):
+        """The first `n` training images as the test pipeline prepares images (`export`'s int8 calibration)."""
+        ds, _ = tfds_dataset(self.name, self.data_dir, "train")
+        ds = ds.take(n).map(lambda x, y: self._normalize(centre_crop(_rgb(tf.cast(x, tf.float32)), self.input_size)))
+        return np.stack(list(ds.as_numpy_iterator()))
 
     def _normalize(self, x):
         return (x / 255.0 - self.mean) / self.std
@@ -129,7 +134,7 @@ def streaming_data(name, test_name=None, input_size=224, batch_size=128, seed=0,
     mean, std = stats(name, train, input_size)
     return StreamingData(
         name, test_name, data_dir, input_size, num_classes, _size(train), _size(test), batch_size, seed,
-        auto_augment(name, augment), cutout_size, mean, std,
+        auto_augment(name, augment), cutout_size, mean, std, class_names(name, data_dir),
     )
 
 

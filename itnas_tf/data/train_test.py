@@ -11,7 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from itnas_tf.data.pipeline import AUGMENTATIONS, augment_image, auto_augment, normalize, shuffled
-from itnas_tf.data.sources import DataError, load_arrays
+from itnas_tf.data.sources import DataError, class_names, load_arrays, preprocessing_rule
 
 
 def cutout(x, key, size):
@@ -41,10 +41,20 @@ class TrainTestData:
     cutout: int
     mean: np.ndarray
     std: np.ndarray
+    name: str = ""
+    class_names: list = None
 
     @property
     def image_shape(self):
         return tuple(self.x_train.shape[1:])
+
+    @property
+    def preprocessing(self):
+        return preprocessing_rule(self.name, self.image_shape)
+
+    def calibration(self, n):
+        """The first `n` training images as the network sees them at test time (`export`'s int8 calibration)."""
+        return normalize(self.x_train[:n], self.mean, self.std).numpy()
 
     @property
     def train_size(self):
@@ -109,5 +119,6 @@ def train_test_data(name, test_name=None, batch_size=96, seed=0, augment="auto",
     xf = x.astype("float32") / 255.0
     mean, std = xf.mean(axis=(0, 1, 2)), xf.std(axis=(0, 1, 2)) + 1e-6
     return TrainTestData(
-        x, y, x_test, y_test, num_classes, batch_size, seed, auto_augment(name, augment), cutout_size, mean, std
+        x, y, x_test, y_test, num_classes, batch_size, seed, auto_augment(name, augment), cutout_size, mean, std,
+        name, class_names(name, data_dir),
     )

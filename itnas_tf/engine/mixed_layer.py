@@ -6,7 +6,7 @@ import keras
 from keras import ops
 
 from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock, weighted_sum
-from itnas_tf.ops.base import register, replica_context
+from itnas_tf.ops.base import register, replica_context, synchronized_batch_norms
 from itnas_tf.ops.basic import Zero
 from itnas_tf.ops.registry import make_op
 
@@ -126,11 +126,9 @@ class MixedLayer(keras.layers.Layer):
         on the first `b * active` samples, the whole batch or none, and a skipped one computes
         nothing (its convolutions see an empty batch; its BatchNorms get zero sums and keep their
         statistics). The mask is the same on every replica, so all skip the same candidates. The
-        candidates run as their `segments()`, side by side, so that one all-reduce per segment
-        serves every candidate's BatchNorm (3 for an MBConv layer instead of 3 per candidate).
+        candidates run as their `segments()`, side by side, so that the all-reduces of a segment
+        (`synchronized_batch_norms`: two) serve every candidate's BatchNorm at once.
         """
-        import tensorflow as tf
-
         context = replica_context()
         batch = ops.shape(x)[0]
         runs = {}  # candidate index -> (its samples, its segments)
@@ -146,12 +144,9 @@ class MixedLayer(keras.layers.Layer):
         maps = {i: x[:taken] for i, (taken, _) in runs.items()}
         for k in range(max(len(segments) for _, segments in runs.values())):
             stage = [i for i, (_, segments) in runs.items() if k < len(segments)]
-            pre = {i: runs[i][1][k][0](maps[i]) for i in stage}
-            sums = [runs[i][1][k][1].moment_sums(pre[i]) for i in stage]
-            total = context.all_reduce(tf.distribute.ReduceOp.SUM, ops.concatenate(sums, axis=0))
-            parts = tf.split(total, [part.shape[0] for part in sums])
-            for i, part in zip(stage, parts):
-                maps[i] = runs[i][1][k][1].from_sums(pre[i], part)
+            pairs = [(runs[i][1][k][1], runs[i][1][k][0](maps[i])) for i in stage]
+            for i, output in zip(stage, synchronized_batch_norms(pairs, context)):
+                maps[i] = output
         outputs = []
         for i in range(len(self.candidates)):
             if i not in runs:

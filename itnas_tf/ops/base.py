@@ -60,9 +60,9 @@ class BatchNorm(keras.layers.BatchNormalization):
     `FusedBatchNormV3` forward and one gradient op do the same work in a pass or two. As in PyTorch
     (and the DARTS/NB201 references), the running variance averages the unbiased batch variance.
 
-    `synchronized=True` on several replicas: the moments of the global batch, from per-replica sums
-    all-reduced in one call (`moment_sums`, `from_sums`). Masks, renorm and other layouts take
-    Keras's own path.
+    `synchronized=True` on several replicas: the moments of the global batch, two-pass as the fused
+    kernel computes them (`synchronized_batch_norms`). Masks, renorm and other layouts take Keras's
+    own path.
     """
 
     def _fused(self, inputs):
@@ -75,7 +75,7 @@ class BatchNorm(keras.layers.BatchNormalization):
 
         context = replica_context() if training and self.trainable and self.synchronized else None
         if context is not None:  # the moments of the global batch
-            return self.from_sums(inputs, context.all_reduce(tf.distribute.ReduceOp.SUM, self.moment_sums(inputs)))
+            return synchronized_batch_norms([(self, inputs)], context)[0]
         x = tf.cast(inputs, "float32")  # as Keras does: statistics in float32 under mixed precision
         scale, offset = self._affine(x.shape[-1])
         if training and self.trainable:
@@ -91,28 +91,33 @@ class BatchNorm(keras.layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
     def moment_sums(self, inputs):
-        """This replica's `[count, sum over (b, h, w), sum of squares]`, `(2c + 1,)` float32: summed
-        over replicas, the input of `from_sums`. A caller may all-reduce many BatchNorms' at once."""
+        """This replica's `[count, sum over (b, h, w)]`, `(c + 1,)` float32: summed over replicas, the
+        global batch's mean (`synchronized_batch_norms`)."""
         import tensorflow as tf
 
         x = tf.cast(inputs, "float32")
         count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), "float32")
-        return tf.concat([count[None], tf.reduce_sum(x, (0, 1, 2)), tf.reduce_sum(tf.square(x), (0, 1, 2))], 0)
+        return tf.concat([count[None], tf.reduce_sum(x, (0, 1, 2))], 0)
 
-    def from_sums(self, inputs, sums):
-        """Training-mode output from the global batch's `moment_sums`. With no sample at all (a
-        candidate that a sampled path skips): sums of 0, no NaN (in the gradient either), and the
-        moving statistics stay as they are."""
+    def squared_deviations(self, inputs, sums):
+        """This replica's sum of squared deviations from the global mean (`sums`: the all-reduced
+        `moment_sums`), `(c,)`: summed over replicas, the two-pass variance's numerator."""
+        import tensorflow as tf
+
+        return tf.reduce_sum(tf.square(tf.cast(inputs, "float32") - _mean(sums)), (0, 1, 2))
+
+    def from_moments(self, inputs, sums, squares):
+        """Training-mode output from the global batch's all-reduced `moment_sums` and
+        `squared_deviations`. With no sample at all (a candidate that a sampled path skips): no NaN
+        (in the gradient either), and the moving statistics stay as they are."""
         import tensorflow as tf
 
         x = tf.cast(inputs, "float32")
-        c = x.shape[-1]
         count = tf.maximum(sums[0], 1.0)
-        mean = sums[1:c + 1] / count
-        variance = tf.maximum(sums[c + 1:] / count - tf.square(mean), 0.0)
-        self._update_moving(mean, variance * count / tf.maximum(count - 1.0, 1.0), seen=sums[0] > 0)
-        scale, offset = self._affine(c)
-        y = (x - mean) * (scale * tf.math.rsqrt(variance + self.epsilon)) + offset
+        variance = squares / count
+        self._update_moving(_mean(sums), squares / tf.maximum(count - 1.0, 1.0), seen=sums[0] > 0)
+        scale, offset = self._affine(x.shape[-1])
+        y = (x - _mean(sums)) * (scale * tf.math.rsqrt(variance + self.epsilon)) + offset
         return tf.cast(y, self.compute_dtype)
 
     def _affine(self, c):
@@ -129,6 +134,36 @@ class BatchNorm(keras.layers.BatchNormalization):
         for stat, batch_stat in ((self.moving_mean, mean), (self.moving_variance, unbiased_variance)):
             value = stat * self.momentum + batch_stat * (1.0 - self.momentum)
             stat.assign(value if seen is None else tf.where(seen, value, stat))
+
+
+def _mean(sums):
+    """The per-channel mean from all-reduced `moment_sums` (0 where there was no sample)."""
+    import tensorflow as tf
+
+    return sums[1:] / tf.maximum(sums[0], 1.0)
+
+
+def synchronized_batch_norms(pairs, context):
+    """The training-mode outputs of `[(BatchNorm, its input)]` with the moments of the global batch.
+
+    Two all-reduces serve them all: the sums (for the means), then the squared deviations from those
+    means. That is the two-pass variance of the fused kernel; `E[x^2] - mean^2` from one all-reduce
+    loses digits wherever the mean is large against the spread.
+
+    Args:
+        context: the replica context (`replica_context()`), or None for one replica (no all-reduce).
+    """
+    import tensorflow as tf
+
+    def reduce(parts):
+        total = tf.concat(parts, 0)
+        if context is not None:
+            total = context.all_reduce(tf.distribute.ReduceOp.SUM, total)
+        return tf.split(total, [part.shape[0] for part in parts])
+
+    sums = reduce([bn.moment_sums(x) for bn, x in pairs])
+    squares = reduce([bn.squared_deviations(x, s) for (bn, x), s in zip(pairs, sums)])
+    return [bn.from_moments(x, s, q) for (bn, x), s, q in zip(pairs, sums, squares)]
 
 
 def replica_context():

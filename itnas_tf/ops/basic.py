@@ -80,7 +80,10 @@ class Pool(Op):
     """3x3 max or average pooling with PyTorch's `padding=1`; average excludes the padding.
 
     At stride 1 TensorFlow's 'same' pooling is exactly that. At stride 2 the input is padded
-    symmetrically (with -inf for max) and the average is divided by the count of real pixels.
+    symmetrically and the average is divided by the count of real pixels. Max pooling pads by
+    repeating the edge pixels, not with -inf: with a padding of `pool_size // 2` every window that
+    reaches into the padding also holds the edge pixel it repeats, so the maxima (and their
+    gradients) are PyTorch's, and the padded map stays finite, which int8 calibration needs.
     """
 
     def __init__(self, kind, stride=1, pool_size=3, **kwargs):
@@ -101,7 +104,8 @@ class Pool(Op):
         p = self.pool_size // 2
         pads = [[0, 0], [p, p], [p, p], [0, 0]]
         if self.kind == "max":
-            return self._pool(ops.pad(x, pads, constant_values=float("-inf")), "valid")
+            x = ops.concatenate([x[:, :1]] * p + [x] + [x[:, -1:]] * p, axis=1)
+            return self._pool(ops.concatenate([x[:, :, :1]] * p + [x] + [x[:, :, -1:]] * p, axis=2), "valid")
         total = self._pool(ops.pad(x, pads), "valid")
         ones = ops.ones_like(x[:1, :, :, :1])
         coverage = self._pool(ops.pad(ones, pads), "valid")
