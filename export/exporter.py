@@ -4,7 +4,6 @@ Everything is written into a temporary folder beside the output folder and renam
 after the parity check passed, so a refused or failed export leaves the output folder as it was.
 """
 
-import hashlib
 import json
 import os
 import pathlib
@@ -20,6 +19,7 @@ from export.latency import RUNS, cpu_name, median_ms
 from export.parity import parity
 from export.predict import RUNTIMES
 from export.quantize import accuracy_check, failures, to_onnx_int8, to_tflite_int8
+from export.runtimes import file_digest
 from itnas_tf import checkpoint
 from itnas_tf.checkpoint import CheckpointError, load_state
 from itnas_tf.counting import count
@@ -108,7 +108,8 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
     data = images = None
     if any(fmt in INT8 for fmt in formats):  # before anything is written: the data may be missing
         data = retrain_data(load_state(path)["config"], data_dir)
-        images = calibration_inputs(calibration, data_dir, record) if calibration else data.calibration(calibration_images)
+        images = (calibration_inputs(calibration, data_dir, record, calibration_images) if calibration
+                  else data.calibration(calibration_images))
 
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
@@ -169,15 +170,15 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
     return out, manifest
 
 
-def calibration_inputs(name, data_dir, record):
-    """Network inputs from the training images of the `--dataset` source `name`, normalised as the
-    record says (int8 calibration on images of the deployment's own domain)."""
+def calibration_inputs(name, data_dir, record, n):
+    """Network inputs from the first `n` training images of the `--dataset` source `name`, normalised
+    as the record says (int8 calibration on images of the deployment's own domain)."""
     x, _ = load_arrays(name, data_dir)
     shape = tuple(record["input_shape"])
     if x.shape[1:] != shape:
         raise ExportError(f"--calibration={name}: its images are {x.shape[1:]}, the network takes {shape}.")
     rule = record["preprocessing"]
-    return ((x[:CALIBRATION_IMAGES].astype("float32") / 255.0 - np.asarray(rule["mean"], "float32"))
+    return ((x[:n].astype("float32") / 255.0 - np.asarray(rule["mean"], "float32"))
             / np.asarray(rule["std"], "float32"))
 
 
@@ -190,12 +191,6 @@ def preprocessing(record):
     shape = record["input_shape"]
     streamed = "shorter side" in rule["formula"]
     return {**preprocessing_rule("", shape, shape[0] / CENTRE_CROP if streamed else None), "mean": rule["mean"], "std": rule["std"]}
-
-
-def file_digest(path):
-    """The SHA-256 of a file, so that `export.predict` can tell a model file from another export."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _write(network, shape, folder, formats, opset, calibration):

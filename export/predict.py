@@ -8,7 +8,6 @@ image the network cannot take).
 """
 
 import argparse
-import hashlib
 import json
 import pathlib
 import sys
@@ -16,7 +15,7 @@ import sys
 import numpy as np
 
 from export.preprocess import InputError, prepare, read_inputs
-from export.runtimes import load_onnx, load_tflite
+from export.runtimes import file_digest, load_onnx, load_tflite
 
 RUNTIMES = {"onnx": load_onnx, "onnx_int8": load_onnx, "tflite": load_tflite, "tflite_int8": load_tflite}
 CHUNK = 64  # images per runtime call
@@ -40,9 +39,7 @@ class Predictor:
         path = folder / files[runtime]
         if not path.is_file():
             raise InputError(f"{path} is missing; export again.")
-        with open(path, "rb") as f:
-            digest = hashlib.file_digest(f, "sha256").hexdigest()
-        if digest != self.manifest.get("sha256", {}).get(runtime):
+        if file_digest(path) != self.manifest.get("sha256", {}).get(runtime):
             raise InputError(f"{path} is not the file this manifest.json was written with (its SHA-256 differs): "
                              "keep an export's files together, or export again.")
         self.run = RUNTIMES[runtime](path, threads)

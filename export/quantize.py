@@ -10,8 +10,7 @@ top-1 agreement with the float Keras model and its accuracy on the run's test da
 
 import numpy as np
 
-from export.runtimes import INPUT_NAME
-from itnas_tf.cli import native_log_hidden
+from export.runtimes import INPUT_NAME, native_log_hidden
 
 MIN_AGREEMENT = 0.99  # top-1 agreement with float
 MAX_ACCURACY_DROP = 0.01  # test accuracy below float's
@@ -73,7 +72,7 @@ def to_tflite_int8(saved_model_path, path, calibration):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[None]] for x in calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    with native_log_hidden():  # the converter prints its settings from C++
+    with native_log_hidden((1, 2)):  # the converter prints its settings from C++
         flatbuffer = converter.convert()
     with open(path, "wb") as f:
         f.write(flatbuffer)

@@ -2,6 +2,7 @@
 `.tflite`. Each `load_*` returns `run(batch float32 NHWC) -> logits`."""
 
 import contextlib
+import hashlib
 import os
 import sys
 
@@ -41,17 +42,27 @@ def load_tflite(path, threads=0):
     return run
 
 
+def file_digest(path):
+    """The SHA-256 of a file: `manifest.json` records each file's, so a model file from another export
+    is told apart."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
 @contextlib.contextmanager
-def native_log_hidden():
-    """File descriptor 2 points at /dev/null: what native code prints there (a runtime's INFO lines,
-    which ignore Python's logging) is dropped. Python's own `sys.stderr` is flushed first."""
+def native_log_hidden(fds=(2,)):
+    """The file descriptors `fds` (stderr; 1 is stdout) point at /dev/null meanwhile: what native code
+    prints there (a runtime's INFO lines, a converter's settings) ignores Python's logging."""
+    sys.stdout.flush()
     sys.stderr.flush()
-    saved = os.dup(2)
+    saved = [os.dup(fd) for fd in fds]
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, 2)
+        for fd in fds:
+            os.dup2(devnull, fd)
         yield
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+        for fd, copy in zip(fds, saved):
+            os.dup2(copy, fd)
+            os.close(copy)
         os.close(devnull)
