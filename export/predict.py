@@ -39,7 +39,10 @@ class Predictor:
         path = folder / files[runtime]
         if not path.is_file():
             raise InputError(f"{path} is missing; export again.")
-        if file_digest(path) != self.manifest.get("sha256", {}).get(runtime):
+        if "sha256" not in self.manifest:
+            raise InputError(f"{folder / 'manifest.json'} was written before `export.predict` existed (it lacks the "
+                             "preprocessing rule and the files' SHA-256): export the checkpoint again.")
+        if file_digest(path) != self.manifest["sha256"].get(runtime):
             raise InputError(f"{path} is not the file this manifest.json was written with (its SHA-256 differs): "
                              "keep an export's files together, or export again.")
         self.run = RUNTIMES[runtime](path, threads)

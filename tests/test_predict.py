@@ -132,12 +132,18 @@ def test_bad_input_exits_2_with_a_message(exports, tmp_path, predict):
     Image.fromarray(np.zeros((8, 8, 3), "uint8")).save(tmp_path / "colour.png")
     (tmp_path / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
     np.save(tmp_path / "floats.npy", np.zeros((2, 8, 8, 1), "float32"))
+    old = tmp_path / "old"  # an export written before the predictor
+    shutil.copytree(exports[0], old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    del manifest["sha256"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
     foreign = tmp_path / "foreign"
     shutil.copytree(exports[0], foreign)
     shutil.copy(exports[1] / "model.onnx", foreign / "model.onnx")
     cases = [
         ([f"--model={tmp_path}", good], "No manifest.json in"),
         ([f"--model={foreign}", good], "not the file this manifest.json was written with"),
+        ([f"--model={old}", good], "written before `export.predict` existed"),
         ([f"--model={exports[0]}", "--runtime=onnx_int8", good], "has no onnx_int8 file"),
         ([f"--model={exports[0]}", tmp_path / "colour.png"], "has 3 channel(s); the network takes 1"),
         ([f"--model={exports[0]}", tmp_path / "corrupt.png"], "is not a readable PNG or JPEG image"),
