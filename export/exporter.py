@@ -11,18 +11,17 @@ import shutil
 import tempfile
 
 import numpy as np
-import tensorflow as tf
 
 from export.budget import MOBILE_MADDS, check_budget
 from export.convert import FORMATS, INPUT_NAME, OUTPUT_NAME, to_onnx, to_saved_model, to_tflite
 from export.latency import RUNS, cpu_name, median_ms
-from export.parity import parity
-from export.predict import RUNTIMES
-from export.quantize import accuracy_check, failures, to_onnx_int8, to_tflite_int8
-from export.runtimes import file_digest
+from export.parity import load_saved_model, parity
+from export.quantize import accuracy_check, failures, float_reference, to_onnx_int8, to_tflite_int8
+from export.runtimes import RUNTIMES, file_digest
 from itnas_tf import checkpoint
 from itnas_tf.checkpoint import CheckpointError, load_state
 from itnas_tf.counting import count
+from itnas_tf.data.pipeline import normalize
 from itnas_tf.data.sources import load_arrays, preprocessing_rule
 from itnas_tf.data.streaming import CENTRE_CROP
 from itnas_tf.genotypes import read_genotype
@@ -127,8 +126,9 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
                 + f" (tolerance {tolerance:g}). Nothing was written."
             )
         int8 = {}
+        reference = float_reference(network, data.test) if data is not None else None
         for fmt in (f for f in formats if f in INT8):
-            int8[fmt] = accuracy_check(network, RUNTIMES[fmt](staging / FILES[fmt]), data.test)
+            int8[fmt] = accuracy_check(RUNTIMES[fmt](staging / FILES[fmt]), data.test, reference)
             reasons = failures(int8[fmt])
             if reasons and not allow_accuracy_drop:
                 raise ExportError(f"{fmt}: {'; '.join(reasons)}, on {int8[fmt]['test_images']} test images. "
@@ -136,7 +136,8 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
                                   "--calibration), or pass --allow_accuracy_drop to keep it.")
             int8[fmt]["passed"] = not reasons
         sizes = {fmt: _size(staging / FILES[fmt]) for fmt in formats}
-        latency = {fmt: median_ms(_latency_runner(fmt, staging / FILES[fmt], latency_threads), shape)
+        latency = {fmt: median_ms(load_saved_model(staging / FILES[fmt]) if fmt == "saved_model"  # TF's own threads
+                                  else RUNTIMES[fmt](staging / FILES[fmt], latency_threads), shape)
                    for fmt in formats}
         manifest = {
             "input": {"name": INPUT_NAME, "shape": [None, *shape], "dtype": "float32", "layout": "NHWC"},
@@ -178,8 +179,7 @@ def calibration_inputs(name, data_dir, record, n):
     if x.shape[1:] != shape:
         raise ExportError(f"--calibration={name}: its images are {x.shape[1:]}, the network takes {shape}.")
     rule = record["preprocessing"]
-    return ((x[:n].astype("float32") / 255.0 - np.asarray(rule["mean"], "float32"))
-            / np.asarray(rule["std"], "float32"))
+    return normalize(x[:n], np.asarray(rule["mean"], "float32"), np.asarray(rule["std"], "float32")).numpy()
 
 
 def preprocessing(record):
@@ -216,13 +216,6 @@ def _write(network, shape, folder, formats, opset, calibration):
 def _size(path):
     """Bytes of a file, or of every file under a folder (a SavedModel)."""
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
-
-
-def _latency_runner(fmt, path, threads):
-    if fmt == "saved_model":  # TensorFlow's own thread pools, fixed at its start
-        loaded = tf.saved_model.load(str(path)).signatures["serving_default"]
-        return lambda x: loaded(**{INPUT_NAME: tf.constant(x)})
-    return RUNTIMES[fmt](path, threads)
 
 
 def _replace(staging, out):

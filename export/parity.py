@@ -7,9 +7,14 @@ from export.convert import INPUT_NAME, OUTPUT_NAME
 from export.runtimes import load_onnx, load_tflite
 
 
+def load_saved_model(path):
+    """`run(batch) -> logits` of a SavedModel's serving signature, loaded once."""
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda batch: serve(**{INPUT_NAME: tf.constant(batch)})[OUTPUT_NAME].numpy()
+
+
 def run_saved_model(path, batch):
-    loaded = tf.saved_model.load(str(path))
-    return loaded.signatures["serving_default"](**{INPUT_NAME: tf.constant(batch)})[OUTPUT_NAME].numpy()
+    return load_saved_model(path)(batch)
 
 
 def run_onnx(path, batch):

@@ -15,9 +15,8 @@ import sys
 import numpy as np
 
 from export.preprocess import InputError, prepare, read_inputs
-from export.runtimes import file_digest, load_onnx, load_tflite
+from export.runtimes import RUNTIMES, file_digest
 
-RUNTIMES = {"onnx": load_onnx, "onnx_int8": load_onnx, "tflite": load_tflite, "tflite_int8": load_tflite}
 CHUNK = 64  # images per runtime call
 
 

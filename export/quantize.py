@@ -63,7 +63,6 @@ def _shorten_names(path):
     onnx.save(model, str(path))
 
 
-
 def to_tflite_int8(saved_model_path, path, calibration):
     """`path`: a full-integer TFLite file of the SavedModel, calibrated on `calibration`."""
     import tensorflow as tf
@@ -78,20 +77,23 @@ def to_tflite_int8(saved_model_path, path, calibration):
         f.write(flatbuffer)
 
 
-def accuracy_check(model, run, test):
-    """`{"top1_agreement", "test_accuracy", "float_test_accuracy", "test_images"}` of an int8 file's
-    `run` against the float Keras `model` on `test` (batches of inputs and one-hot labels)."""
-    agree = correct = float_correct = total = 0
+def float_reference(model, test):
+    """`(top-1 of the float Keras model, labels)` on `test` (batches of inputs and one-hot labels),
+    computed once for every int8 file checked against it."""
+    top1, labels = [], []
     for x, y in test:
-        x = np.asarray(x, "float32")
-        labels = np.argmax(np.asarray(y), axis=1)
-        ours, theirs = np.argmax(run(x), axis=1), np.argmax(np.asarray(model(x, training=False)), axis=1)
-        agree += int((ours == theirs).sum())
-        correct += int((ours == labels).sum())
-        float_correct += int((theirs == labels).sum())
-        total += len(x)
-    return {"top1_agreement": agree / total, "test_accuracy": correct / total,
-            "float_test_accuracy": float_correct / total, "test_images": total}
+        top1.append(np.argmax(np.asarray(model(x, training=False)), axis=1))
+        labels.append(np.argmax(np.asarray(y), axis=1))
+    return np.concatenate(top1), np.concatenate(labels)
+
+
+def accuracy_check(run, test, reference):
+    """`{"top1_agreement", "test_accuracy", "float_test_accuracy", "test_images"}` of an int8 file's
+    `run` on `test`, against the float model's `float_reference` on the same batches."""
+    ours = np.concatenate([np.argmax(run(np.asarray(x, "float32")), axis=1) for x, _ in test])
+    theirs, labels = reference
+    return {"top1_agreement": float(np.mean(ours == theirs)), "test_accuracy": float(np.mean(ours == labels)),
+            "float_test_accuracy": float(np.mean(theirs == labels)), "test_images": len(labels)}
 
 
 def failures(check):

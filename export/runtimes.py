@@ -1,5 +1,6 @@
 """Running an exported file without TensorFlow: onnxruntime for `.onnx`, LiteRT (`ai_edge_litert`) for
-`.tflite`. Each `load_*` returns `run(batch float32 NHWC) -> logits`."""
+`.tflite`. Each `load_*` returns `run(batch float32 NHWC) -> logits`; `RUNTIMES` names the loader of each
+exported file's format."""
 
 import contextlib
 import hashlib
@@ -40,6 +41,9 @@ def load_tflite(path, threads=0):
         return interpreter.get_tensor(output)
 
     return run
+
+
+RUNTIMES = {"onnx": load_onnx, "onnx_int8": load_onnx, "tflite": load_tflite, "tflite_int8": load_tflite}
 
 
 def file_digest(path):
