@@ -32,6 +32,8 @@ flags.DEFINE_integer("calibration_images", CALIBRATION_IMAGES, "Training images 
 flags.DEFINE_string("calibration", None, "Calibrate int8 formats on this --dataset source's training images instead "
                     "(e.g. npz:field_images.npz), of the network's input size.")
 flags.DEFINE_bool("allow_accuracy_drop", False, "Keep an int8 file that fails the accuracy rule.")
+flags.DEFINE_bool("int8_per_channel", False, "A weight scale per output channel in the int8 formats, not one per "
+                  "tensor: more accurate for some networks, larger (TFLite: 0.39x of float, not 0.28x).")
 flags.DEFINE_integer("latency_threads", 1, "Threads of onnxruntime and LiteRT in the latency figures.", lower_bound=1)
 flags.mark_flag_as_required("checkpoint")
 FLAGS = flags.FLAGS
@@ -44,7 +46,7 @@ def main(argv):
         FLAGS.checkpoint, FLAGS.output_dir, FLAGS.formats, FLAGS.max_madds, FLAGS.allow_over_budget,
         FLAGS.overwrite, FLAGS.opset, FLAGS.tolerance, data_dir=FLAGS.data_dir, calibration=FLAGS.calibration,
         calibration_images=FLAGS.calibration_images, allow_accuracy_drop=FLAGS.allow_accuracy_drop,
-        latency_threads=FLAGS.latency_threads,
+        per_channel=FLAGS.int8_per_channel, latency_threads=FLAGS.latency_threads,
     )
     budget = "over the budget (allowed)" if manifest["over_budget"] else "within the budget"
     print(f"{manifest['network']}: {manifest['params']:,} params, {manifest['madds'] / 1e6:.2f}M MAdds, "

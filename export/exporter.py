@@ -16,7 +16,7 @@ from export.budget import MOBILE_MADDS, check_budget
 from export.convert import FORMATS, INPUT_NAME, OUTPUT_NAME, to_onnx, to_saved_model, to_tflite
 from export.latency import RUNS, cpu_name, median_ms
 from export.parity import load_saved_model, parity
-from export.quantize import accuracy_check, failures, float_reference, to_onnx_int8, to_tflite_int8
+from export.quantize import accuracy_check, failures, float_reference, scheme, to_onnx_int8, to_tflite_int8
 from export.runtimes import RUNTIMES, file_digest
 from itnas_tf import checkpoint
 from itnas_tf.checkpoint import CheckpointError, load_state
@@ -73,12 +73,13 @@ def load_network(path):
 def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_madds=MOBILE_MADDS,
            allow_over_budget=False, overwrite=False, opset=17, tolerance=1e-4, batch_size=8, seed=0,
            data_dir=None, calibration=None, calibration_images=CALIBRATION_IMAGES, allow_accuracy_drop=False,
-           latency_threads=1):
+           per_channel=False, latency_threads=1):
     """Exports the network of `checkpoint` into `output_dir` (default: `<checkpoint folder>/export`).
 
     int8 formats are calibrated on `calibration_images` training images of the retraining's data
     (`data_dir`: where its tfds data is prepared), or on the training images of the dataset named by
-    `calibration` (a `--dataset` source), and checked on its test data.
+    `calibration` (a `--dataset` source), and checked on its test data; their weights get one scale
+    per tensor unless `per_channel` (larger files, see export.quantize).
 
     Returns:
         `(output folder, manifest)`; the manifest (also written as `manifest.json`): input, classes,
@@ -114,7 +115,7 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
     staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
     readable_by_default(staging)
     try:
-        files = _write(network, shape, staging, formats, opset, images)
+        files = _write(network, shape, staging, formats, opset, images, per_channel)
         batch = np.random.default_rng(seed).standard_normal((batch_size, *shape)).astype("float32")
         floats = [fmt for fmt in formats if fmt not in INT8]
         diffs = parity(network, {fmt: staging / FILES[fmt] for fmt in floats}, batch)
@@ -133,8 +134,9 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
             if reasons and not allow_accuracy_drop:
                 raise ExportError(f"{fmt}: {'; '.join(reasons)}, on {int8[fmt]['test_images']} test images. "
                                   "Nothing was written; calibrate on more or other images (--calibration_images, "
-                                  "--calibration), or pass --allow_accuracy_drop to keep it.")
+                                  "--calibration), try --int8_per_channel, or pass --allow_accuracy_drop to keep it.")
             int8[fmt]["passed"] = not reasons
+            int8[fmt]["scheme"] = scheme(fmt, per_channel)
         sizes = {fmt: _size(staging / FILES[fmt]) for fmt in formats}
         latency = {fmt: median_ms(load_saved_model(staging / FILES[fmt]) if fmt == "saved_model"  # TF's own threads
                                   else RUNTIMES[fmt](staging / FILES[fmt], latency_threads), shape)
@@ -193,7 +195,7 @@ def preprocessing(record):
     return {**preprocessing_rule("", shape, shape[0] / CENTRE_CROP if streamed else None), "mean": rule["mean"], "std": rule["std"]}
 
 
-def _write(network, shape, folder, formats, opset, calibration):
+def _write(network, shape, folder, formats, opset, calibration, per_channel):
     """Writes `formats` into `folder` (with the float files an int8 one is made from, removed after)."""
     saved_model, onnx = folder / FILES["saved_model"], folder / FILES["onnx"]
     if {"saved_model", "tflite", "tflite_int8"} & set(formats):
@@ -203,9 +205,9 @@ def _write(network, shape, folder, formats, opset, calibration):
     if "tflite" in formats:
         to_tflite(saved_model, folder / FILES["tflite"])
     if "onnx_int8" in formats:
-        to_onnx_int8(onnx, folder / FILES["onnx_int8"], calibration)
+        to_onnx_int8(onnx, folder / FILES["onnx_int8"], calibration, per_channel)
     if "tflite_int8" in formats:
-        to_tflite_int8(saved_model, folder / FILES["tflite_int8"], calibration)
+        to_tflite_int8(saved_model, folder / FILES["tflite_int8"], calibration, per_channel)
     if saved_model.exists() and "saved_model" not in formats:
         shutil.rmtree(saved_model)
     if onnx.exists() and "onnx" not in formats:

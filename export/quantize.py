@@ -1,23 +1,32 @@
 """int8 files, calibrated on training images, and the accuracy rule they must pass.
 
-ONNX: onnxruntime's static quantisation in QDQ form (int8 weights and activations, one scale per
-tensor: per-channel weights agreed with float on 95.3% of the tiny digits network's test images,
-per-tensor on 99.4%), its tensors renamed short (tf2onnx's names were two thirds of the file).
-TFLite: full-integer quantisation (every op int8; the input and output stay float32, so a caller
-feeds the float files' input). An int8 file is judged by what it predicts, not by max |diff|: its
+ONNX: onnxruntime's static quantisation in QDQ form (int8 weights and activations), its tensors
+renamed short (tf2onnx's names were two thirds of the file). TFLite: full-integer quantisation
+(every op int8; the input and output stay float32, so a caller feeds the float files' input), its
+tensors renamed short too; the signature keeps its names. Weights get one scale per tensor unless
+`per_channel`: per channel, ONNX agreed with float on 95.3% of the tiny digits network's test
+images (99.4% per tensor), and TFLite, whose DARTS depthwise channels (9-25 weights each) then
+carry a float32 scale and an int64 zero point apiece, stayed at 0.39x of the float file where one
+scale per tensor gave 0.28x, with the same 99.7% agreement (528k parameters). An int8 file is judged by what it predicts, not by max |diff|: its
 top-1 agreement with the float Keras model and its accuracy on the run's test data.
 """
 
 import numpy as np
 
-from export.runtimes import INPUT_NAME, native_log_hidden
+from export.runtimes import INPUT_NAME, OUTPUT_NAME, native_log_hidden
 
 MIN_AGREEMENT = 0.99  # top-1 agreement with float
 MAX_ACCURACY_DROP = 0.01  # test accuracy below float's
 CALIBRATION_BATCH = 16
 
 
-def to_onnx_int8(float_path, path, calibration):
+def scheme(fmt, per_channel):
+    """How `fmt` was quantised, in words, for manifest.json."""
+    kind = {"onnx_int8": "QDQ", "tflite_int8": "full integer, float32 input and output"}[fmt]
+    return f"{kind}, int8 weights and activations, weight scales per {'channel' if per_channel else 'tensor'}"
+
+
+def to_onnx_int8(float_path, path, calibration, per_channel=False):
     """`path`: the float ONNX file at `float_path` quantised, activation ranges from `calibration`
     (float32 network inputs, NHWC)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
@@ -34,7 +43,7 @@ def to_onnx_int8(float_path, path, calibration):
     prepared = path.with_name(f".{path.name}.prepared")
     try:
         quant_pre_process(str(float_path), str(prepared), skip_symbolic_shape=True)
-        quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=False,
+        quantize_static(str(prepared), str(path), Reader(), quant_format=QuantFormat.QDQ, per_channel=per_channel,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
     finally:
         prepared.unlink(missing_ok=True)
@@ -63,7 +72,7 @@ def _shorten_names(path):
     onnx.save(model, str(path))
 
 
-def to_tflite_int8(saved_model_path, path, calibration):
+def to_tflite_int8(saved_model_path, path, calibration, per_channel=False):
     """`path`: a full-integer TFLite file of the SavedModel, calibrated on `calibration`."""
     import tensorflow as tf
 
@@ -71,10 +80,29 @@ def to_tflite_int8(saved_model_path, path, calibration):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[None]] for x in calibration)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if not hasattr(converter, "_experimental_disable_per_channel"):  # private: fail loudly if TF drops it
+        raise RuntimeError("this TensorFlow's TFLite converter cannot quantise weights per tensor; "
+                           "install the version in requirements.txt")
+    converter._experimental_disable_per_channel = not per_channel
     with native_log_hidden((1, 2)):  # the converter prints its settings from C++
         flatbuffer = converter.convert()
     with open(path, "wb") as f:
-        f.write(flatbuffer)
+        f.write(_short_tflite_names(flatbuffer))
+
+
+def _short_tflite_names(flatbuffer):
+    """The model with its input and output tensors named as in ONNX, every other `t<k>`."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+    for graph in model.subgraphs:
+        for name, indices in ((INPUT_NAME, graph.inputs), (OUTPUT_NAME, graph.outputs)):
+            if len(indices) != 1:
+                raise RuntimeError(f"expected one {name} tensor in the TFLite file, found {len(indices)}")
+        ends = {graph.inputs[0]: INPUT_NAME, graph.outputs[0]: OUTPUT_NAME}
+        for k, tensor in enumerate(graph.tensors):
+            tensor.name = ends.get(k, f"t{k}")
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def float_reference(model, test):
