@@ -23,6 +23,7 @@ stopped. Prints a markdown table and writes the figures to `--json`.
 import argparse
 import csv
 import json
+import os
 import random
 import pathlib
 import statistics
@@ -51,6 +52,9 @@ DATA = {
            {"nb201": 25, "s4": 50}),
     "10k": ("cifar10_train_10000.npz", ["--batch_size=64", "--init_channels=8"], {"nb201": 30}),
 }
+
+# the switches of benchmarks/patches/it_row_screen.patch, recorded with the figures they made
+SCREEN_VARIABLES = ("ITNAS_S0", "ITNAS_ST", "ITNAS_SG")
 
 
 def search(space, variant, seed, args):
@@ -114,6 +118,7 @@ def main():
     file, common, epochs = DATA[args.data]
     spaces = [space for space in args.spaces if space in epochs]
     figures = {"command": " ".join(sys.argv), "data": file, "common_flags": common, "settings": SETTINGS,
+               "environment": {k: os.environ[k] for k in SCREEN_VARIABLES if k in os.environ},
                "epochs": {space: args.epochs or epochs[space] for space in spaces},
                "warmup_epochs": args.warmup_epochs, "runs": []}
     for space in spaces:
