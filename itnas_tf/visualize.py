@@ -17,7 +17,6 @@ from itnas_tf.plots import RENDERERS, PlotError, check_path, picture, write
 flags.DEFINE_string("out", None, "The picture file: .png, .svg or .pdf.")
 flags.DEFINE_enum("renderer", "auto", list(RENDERERS), "Cells: graphviz's dot, or matplotlib (auto: dot when installed).")
 flags.DEFINE_float("max_madds", 600e6, "Chains: the MAdds budget the total is shown against.", lower_bound=1)
-flags.mark_flag_as_required("out")
 FLAGS = flags.FLAGS
 
 
@@ -36,8 +35,10 @@ def importance_of(source):
 def main(argv):
     if len(argv) != 2:
         raise app.UsageError("Give one genotype (text, result.json or chain JSON file) and --out=FILE.")
-    if cli.genotype_help(argv[1]):
+    if cli.genotype_help(argv[1]):  # needs no --out
         return
+    if FLAGS.out is None:
+        raise app.UsageError("--out=FILE is required: the picture to write (.png, .svg or .pdf).")
     out = check_path(FLAGS.out)
     genotype = read_genotype(argv[1])
     used = write(picture(genotype, importance_of(argv[1]), FLAGS.max_madds), out, FLAGS.renderer)

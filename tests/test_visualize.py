@@ -110,6 +110,10 @@ def test_result_json_labels_edges_with_importance_margin_and_runner_up(tmp_path)
 
 
 def test_bad_input_gives_a_clear_message(tmp_path):
+    proc = _visualize(str(NB201))
+    assert proc.returncode == 2 and "--out=FILE is required" in proc.stderr
+    proc = _visualize("help")  # the published names, no picture
+    assert proc.returncode == 0 and "DARTS_V2" in proc.stdout, proc.stderr[-2000:]
     proc = _visualize("Genotype(normal=[('sep_conv_3x3', 0)])", f"--out={tmp_path / 'a.png'}")
     assert proc.returncode == 2 and "error:" in proc.stderr
     proc = _visualize(str(NB201), f"--out={tmp_path / 'a.jpg'}")
