@@ -3,12 +3,15 @@
 ONNX: onnxruntime's static quantisation in QDQ form (int8 weights and activations), its tensors
 renamed short (tf2onnx's names were two thirds of the file). TFLite: full-integer quantisation
 (every op int8; the input and output stay float32, so a caller feeds the float files' input), its
-tensors renamed short too; the signature keeps its names. Weights get one scale per tensor unless
-`per_channel`: per channel, ONNX agreed with float on 95.3% of the tiny digits network's test
-images (99.4% per tensor), and TFLite, whose DARTS depthwise channels (9-25 weights each) then
-carry a float32 scale and an int64 zero point apiece, stayed at 0.39x of the float file where one
-scale per tensor gave 0.28x, with the same 99.7% agreement (528k parameters). An int8 file is judged by what it predicts, not by max |diff|: its
-top-1 agreement with the float Keras model and its accuracy on the run's test data.
+tensors renamed short too; the signature keeps its names.
+
+Weights get one scale per tensor unless `per_channel`. Per channel, ONNX agreed with float on 95.3%
+of the tiny digits network's test images (99.4% per tensor); TFLite, whose DARTS depthwise channels
+(9-25 weights each) then carry a float32 scale and an int64 zero point apiece, stayed at 0.39x of
+the float file, where one scale per tensor gave 0.28x with the same 99.7% agreement (528k params).
+
+An int8 file is judged by what it predicts, not by max |diff|: its top-1 agreement with the float
+Keras model and its accuracy on the run's test data.
 """
 
 import numpy as np

@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from ai_edge_litert.interpreter import Interpreter
 
 from itnas_tf import DARTS_V2, checkpoint
 from itnas_tf.data import DataError, streaming_data, train_test_data
@@ -137,8 +138,6 @@ def test_int8_files_of_a_half_million_parameter_network_are_about_a_quarter_of_t
     # (after 3 epochs instead of the flagfile's 5, the ONNX file agreed on 98.9% and was refused)
     assert size["onnx_int8"] <= 0.3 * size["onnx"]  # 0.27x measured
     assert size["tflite_int8"] <= 0.3 * size["tflite"]  # 0.28x measured (0.39x with per-channel weights)
-    from ai_edge_litert.interpreter import Interpreter
-
     def most_scales(path):
         return max(len(t["quantization_parameters"]["scales"]) for t in Interpreter(str(path)).get_tensor_details())
 
