@@ -94,17 +94,18 @@ def to_tflite_int8(saved_model_path, path, calibration, per_channel=False):
 
 
 def _short_tflite_names(flatbuffer):
-    """The model with its input and output tensors named as in ONNX, every other `t<k>`."""
+    """The model with the main graph's input and output named as in ONNX, every other tensor `t<k>`."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(flatbuffer)
+    main = model.subgraphs[0]  # the converter's entry graph; others are control-flow bodies
+    for name, indices in ((INPUT_NAME, main.inputs), (OUTPUT_NAME, main.outputs)):
+        if len(indices) != 1:
+            raise RuntimeError(f"expected one {name} tensor in the TFLite file, found {len(indices)}")
+    ends = {main.inputs[0]: INPUT_NAME, main.outputs[0]: OUTPUT_NAME}
     for graph in model.subgraphs:
-        for name, indices in ((INPUT_NAME, graph.inputs), (OUTPUT_NAME, graph.outputs)):
-            if len(indices) != 1:
-                raise RuntimeError(f"expected one {name} tensor in the TFLite file, found {len(indices)}")
-        ends = {graph.inputs[0]: INPUT_NAME, graph.outputs[0]: OUTPUT_NAME}
         for k, tensor in enumerate(graph.tensors):
-            tensor.name = ends.get(k, f"t{k}")
+            tensor.name = ends[k] if graph is main and k in ends else f"t{k}"
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
