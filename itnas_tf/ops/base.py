@@ -92,19 +92,24 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def moment_sums(self, inputs):
         """This replica's `[count, sum over (b, h, w)]`, `(c + 1,)` float32: summed over replicas, the
-        global batch's mean (`synchronized_batch_norms`)."""
+        global batch's mean (`synchronized_batch_norms`).
+
+        Each image is summed first. One float32 sum down all b * h * w rows drifts like a random
+        walk: on a batch whose mean is 100x its spread it put the output 5x, and the input gradient
+        28x, further from exact than the fused kernel; summed per image, both are the kernel's.
+        """
         import tensorflow as tf
 
-        x = tf.cast(inputs, "float32")
-        count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), "float32")
-        return tf.concat([count[None], tf.reduce_sum(x, (0, 1, 2))], 0)
+        x = _pixels(inputs)
+        count = tf.cast(tf.shape(x)[0] * tf.shape(x)[1], "float32")
+        return tf.concat([count[None], tf.reduce_sum(tf.reduce_sum(x, 1), 0)], 0)
 
     def squared_deviations(self, inputs, sums):
         """This replica's sum of squared deviations from the global mean (`sums`: the all-reduced
         `moment_sums`), `(c,)`: summed over replicas, the two-pass variance's numerator."""
         import tensorflow as tf
 
-        return tf.reduce_sum(tf.square(tf.cast(inputs, "float32") - _mean(sums)), (0, 1, 2))
+        return tf.reduce_sum(tf.reduce_sum(tf.square(_pixels(inputs) - _mean(sums)), 1), 0)
 
     def from_moments(self, inputs, sums, squares):
         """Training-mode output from the global batch's all-reduced `moment_sums` and
@@ -112,12 +117,14 @@ class BatchNorm(keras.layers.BatchNormalization):
         (in the gradient either), and the moving statistics stay as they are."""
         import tensorflow as tf
 
-        x = tf.cast(inputs, "float32")
+        x = _pixels(inputs)
         count = tf.maximum(sums[0], 1.0)
         variance = squares / count
         self._update_moving(_mean(sums), squares / tf.maximum(count - 1.0, 1.0), seen=sums[0] > 0)
         scale, offset = self._affine(x.shape[-1])
         y = (x - _mean(sums)) * (scale * tf.math.rsqrt(variance + self.epsilon)) + offset
+        y = tf.reshape(y, tf.stack(_shape(inputs)))
+        y.set_shape(inputs.shape)
         return tf.cast(y, self.compute_dtype)
 
     def _affine(self, c):
@@ -134,6 +141,27 @@ class BatchNorm(keras.layers.BatchNormalization):
         for stat, batch_stat in ((self.moving_mean, mean), (self.moving_variance, unbiased_variance)):
             value = stat * self.momentum + batch_stat * (1.0 - self.momentum)
             stat.assign(value if seen is None else tf.where(seen, value, stat))
+
+
+def _pixels(inputs):
+    """`(b, h, w, c)` as `(b, h * w, c)` float32, in the static sizes where they are known.
+
+    The static sizes are restated because TensorFlow's Conv2D, handed an empty batch (the input of a
+    candidate that a sampled path skips), returns a tensor of its input's shape at run time: a sum
+    over that has the wrong length, and padded back to the batch it has the wrong size. A reshape to
+    the same rank would not do: Grappler drops it.
+    """
+    import tensorflow as tf
+
+    _, h, w, c = _shape(inputs)
+    return tf.reshape(tf.cast(inputs, "float32"), tf.stack([-1, h * w, c]))
+
+
+def _shape(inputs):
+    """The sizes of `inputs`: static (ints) where known (see `_pixels`), else as it runs (tensors)."""
+    import tensorflow as tf
+
+    return [d if s is None else s for d, s in zip(tf.unstack(tf.shape(inputs)), inputs.shape)]
 
 
 def _mean(sums):
