@@ -47,10 +47,8 @@ RUNS = {
     "quickstart.cfg": (SEARCH, STEPS),
     "retrain_darts_cifar10.cfg": (RETRAINING, RETRAIN + [DARTS_GENOTYPE]),
     "retrain_darts_cifar100.cfg": (RETRAINING, RETRAIN + [DARTS_GENOTYPE]),
-    # the auxiliary head needs 7x7 features: 224x224 images, the flagfile's own size. C=16: at C=4 or 8
-    # the first step corrupts the heap inside TensorFlow's oneDNN kernels on AVX-512 CPUs (an AMD EPYC
-    # here; TF_ENABLE_ONEDNN_OPTS=0 runs it), a TensorFlow bug at widths no one trains
-    "retrain_darts_imagenet.cfg": (RETRAINING, [*RETRAIN[:3], "--init_channels=16", DARTS_GENOTYPE]),
+    # the auxiliary head needs 7x7 features: 224x224 images, the flagfile's own size
+    "retrain_darts_imagenet.cfg": (RETRAINING, RETRAIN + [DARTS_GENOTYPE]),
     "retrain_nb201_cifar10.cfg": (RETRAINING, ["--epochs=1", "--batch_size=8", "--layers=1", "--init_channels=4",
                                                f"--genotype={NB201_CELL}"]),
     "retrain_tiny.cfg": (RETRAINING, RETRAIN),

@@ -1,3 +1,5 @@
+import pathlib
+
 import keras
 import numpy as np
 import pytest
@@ -231,6 +233,35 @@ def test_stride_two_convolutions_pad_symmetrically_like_pytorch():
     op.conv.kernel.assign(np.ones((3, 3, 1, 1), "float32"))
     y = ops.convert_to_numpy(op.conv(op.pad(x)))
     assert y[0, 3, 3, 0] == 1.0 and y.sum() == 1.0
+
+
+def test_factorized_reduce_is_two_stride_2_convs_and_trains_where_onednn_crashed():
+    # DARTS's definition, stride-2 1x1 convs (the second on the input shifted by a pixel), with the op's
+    # kernels; then a training step at the shape whose stride-2 filter gradient corrupted the heap on
+    # an AVX-512 CPU (in a process of its own: a crash there fails this test instead of the suite)
+    import subprocess
+    import sys
+
+    import tensorflow as tf
+
+    op, x = FactorizedReduce(8), _x((2, 8, 8, 8))
+    y = op(x, training=False)
+    relu = tf.nn.relu(x)
+    halves = [tf.nn.conv2d(inp, conv.kernel, 2, "VALID") for inp, conv in ((relu, op.conv_1), (relu[:, 1:, 1:], op.conv_2))]
+    np.testing.assert_array_equal(y, op.bn(tf.concat(halves, -1), training=False))
+    step = (
+        "import tensorflow as tf; from itnas_tf.ops import FactorizedReduce\n"
+        "op, x = FactorizedReduce(8), tf.random.normal((8, 56, 56, 8))\n"
+        "@tf.function\n"
+        "def step(x):\n"
+        "    with tf.GradientTape() as tape:\n"
+        "        loss = tf.reduce_sum(op(x, training=True) ** 2)\n"
+        "    return tape.gradient(loss, op.trainable_variables)\n"
+        "op(x); step(x); step(x)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", step], cwd=pathlib.Path(__file__).resolve().parents[1],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 def test_factorized_reduce_refuses_an_odd_input():

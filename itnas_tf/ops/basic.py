@@ -161,7 +161,12 @@ class ConvBNReLU(ReLUConvBN):
 
 @register
 class FactorizedReduce(Op):
-    """DARTS `skip_connect` at stride 2: two stride-2 1x1 convs, the second shifted by one pixel."""
+    """DARTS `skip_connect` at stride 2: two stride-2 1x1 convs, the second shifted by one pixel.
+
+    Each runs as a 1x1 conv over every other pixel, the same products and sums: TensorFlow's oneDNN
+    filter gradient of a stride-2 1x1 conv corrupts the heap at some shapes on AVX-512 CPUs (8 to 4
+    channels on a 56x56 map: the ImageNet network's first cell at C=8).
+    """
 
     def __init__(self, channels, affine=True, **kwargs):
         super().__init__(**kwargs)
@@ -170,8 +175,8 @@ class FactorizedReduce(Op):
         self.channels = channels
         self.affine = affine
         half = channels // 2
-        self.conv_1 = keras.layers.Conv2D(half, 1, 2, use_bias=False, name="conv_1")
-        self.conv_2 = keras.layers.Conv2D(half, 1, 2, use_bias=False, name="conv_2")
+        self.conv_1 = keras.layers.Conv2D(half, 1, use_bias=False, name="conv_1")
+        self.conv_2 = keras.layers.Conv2D(half, 1, use_bias=False, name="conv_2")
         self.bn = batch_norm(affine, name="bn")
 
     def build(self, input_shape):
@@ -185,7 +190,7 @@ class FactorizedReduce(Op):
 
     def call(self, x, training=None):
         x = ops.relu(x)
-        y = ops.concatenate([self.conv_1(x), self.conv_2(x[:, 1:, 1:, :])], axis=-1)
+        y = ops.concatenate([self.conv_1(x[:, ::2, ::2, :]), self.conv_2(x[:, 1::2, 1::2, :])], axis=-1)
         return self.bn(y, training=training)
 
     def get_config(self):
