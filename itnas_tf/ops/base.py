@@ -123,7 +123,7 @@ class BatchNorm(keras.layers.BatchNormalization):
         self._update_moving(_mean(sums), squares / tf.maximum(count - 1.0, 1.0), seen=sums[0] > 0)
         scale, offset = self._affine(x.shape[-1])
         y = (x - _mean(sums)) * (scale * tf.math.rsqrt(variance + self.epsilon)) + offset
-        y = tf.reshape(y, tf.stack(_shape(inputs)))
+        y = tf.reshape(y, tf.stack(keras.ops.shape(inputs)))
         y.set_shape(inputs.shape)
         return tf.cast(y, self.compute_dtype)
 
@@ -153,15 +153,8 @@ def _pixels(inputs):
     """
     import tensorflow as tf
 
-    _, h, w, c = _shape(inputs)
+    _, h, w, c = keras.ops.shape(inputs)  # ints where static, tensors where not
     return tf.reshape(tf.cast(inputs, "float32"), tf.stack([-1, h * w, c]))
-
-
-def _shape(inputs):
-    """The sizes of `inputs`: static (ints) where known (see `_pixels`), else as it runs (tensors)."""
-    import tensorflow as tf
-
-    return [d if s is None else s for d, s in zip(tf.unstack(tf.shape(inputs)), inputs.shape)]
 
 
 def _mean(sums):
