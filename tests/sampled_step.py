@@ -1,5 +1,5 @@
 """One training step of a small chain of sampled `MixedLayer`s (MBConv candidates and `zero`, as in the
-proxyless space) on 1 device or on N logical CPUs with synchronised BatchNorm, for
+proxyless space; the second layer's MBConvs with squeeze-and-excitation) on 1 device or on N logical CPUs with synchronised BatchNorm, for
 `test_distribution.py`. Prints `RESULT <json>`: the loss, the importances after the step, the moving
 statistics and weights of every candidate.
 
@@ -29,7 +29,7 @@ class Chain(keras.Model):
         super().__init__()
         self.stem = keras.layers.Conv2D(8, 3, padding="same", use_bias=False)
         self.stem_bn = batch_norm()
-        self.chain = [MixedLayer.from_ops(CHOICES, 8, 1, name=f"layer_{i}") for i in range(len(MASKS))]
+        self.chain = [MixedLayer.from_ops(CHOICES, 8, 1, se=i == 1, name=f"layer_{i}") for i in range(len(MASKS))]
         self.classifier = keras.layers.Dense(10)
 
     def call(self, x, training=None):

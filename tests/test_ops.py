@@ -286,6 +286,26 @@ def test_mbconv_widths_follow_proxylessnas(se):
         assert op.squeeze_excite.squeeze.kernel.shape == (1, 1, 96, 24)
 
 
+def test_se_convs_are_keras_1x1_convs_and_keep_an_empty_batch_in_shape():
+    import tensorflow as tf
+
+    from itnas_tf.ops.mobile import PooledConv2D
+
+    pooled = PooledConv2D(24, 1)
+    x = _x((3, 1, 1, 96))
+    y = pooled(x)
+    conv = keras.layers.Conv2D(24, 1)
+    conv.build(x.shape)
+    conv.set_weights(pooled.get_weights())
+    np.testing.assert_allclose(y, conv(x), rtol=1e-5, atol=1e-6)
+    empty = tf.zeros((0, 1, 1, 96))
+    with tf.GradientTape() as tape:
+        out = pooled(empty)
+    assert tuple(out.shape) == (0, 1, 1, 24)
+    kernel_gradient, bias_gradient = tape.gradient(ops.sum(out), pooled.trainable_weights)
+    assert not np.any(kernel_gradient) and not np.any(bias_gradient)
+
+
 def test_mbconv_with_expansion_one_has_no_expand_conv():
     op = MBConv(16, 3, 1)
     op.build((None, 8, 8, 32))

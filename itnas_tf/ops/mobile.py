@@ -13,6 +13,23 @@ def make_divisible(value, divisor=8):
 
 
 @register
+class PooledConv2D(keras.layers.Conv2D):
+    """Keras's 1x1 Conv2D on a pooled `(b, 1, 1, c)` input, computed as a matmul of `(b, c)`.
+
+    The same weights, MAdds and values; but a skipped candidate's empty batch keeps its shape. On
+    AVX-512 CPUs with oneDNN, TensorFlow's Conv2D on an empty batch returns its input's shape, or no
+    filter gradient at all (measured on a pooled SE input under MirroredStrategy).
+    """
+
+    def call(self, inputs):
+        cin, cout = self.kernel.shape[-2:]
+        x = ops.matmul(ops.reshape(inputs, (-1, cin)), ops.reshape(self.kernel, (cin, cout)))
+        if self.use_bias:
+            x = x + self.bias
+        return ops.reshape(x, (-1, 1, 1, cout))
+
+
+@register
 class SqueezeExcite(Op):
     """SE as in once-for-all's MBConv: pool, 1x1 to `make_divisible(c/4)`, ReLU, 1x1, hard sigmoid."""
 
@@ -25,8 +42,8 @@ class SqueezeExcite(Op):
     def build(self, input_shape):
         channels = input_shape[-1]
         mid = make_divisible(channels // self.reduction)
-        self.squeeze = keras.layers.Conv2D(mid, 1, name="squeeze")
-        self.excite = keras.layers.Conv2D(channels, 1, name="excite")
+        self.squeeze = PooledConv2D(mid, 1, name="squeeze")
+        self.excite = PooledConv2D(channels, 1, name="excite")
         super().build(input_shape)
 
     def call(self, x):
