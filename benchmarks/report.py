@@ -1,4 +1,7 @@
-"""`docs/benchmarks.md` from the figures the runs wrote (`benchmarks.json`, `peer.json`)."""
+"""`docs/benchmarks.md` from the figures the runs wrote (`benchmarks.json`, `peer.json`,
+`latency_table.json`)."""
+
+import json
 
 from benchmarks.sizes import FAST_PATHS, ONLY_WITH_ALL, cells
 
@@ -175,7 +178,28 @@ def peer_section(peer):
     return lines
 
 
-def render(results=None, peer=None):
+def latency_section(table):
+    """The chain latency table's additive model against whole networks (`python -m itnas_tf.latency`)."""
+    check = table["check"]
+    rows = check["networks"]
+    lines = [
+        "## Chain latency table", "",
+        f"Made by `python -m itnas_tf.latency --output=benchmarks/results/latency_table.json` (then "
+        f"`python -m benchmarks.run --report_only`) on: {table['cpu']}, onnxruntime {table['onnxruntime']}, "
+        f"{table['threads']} thread(s), batch 1, median of {table['runs']} warm runs. The chain network at "
+        f"{table['input_size']}x{table['input_size']}, {table['num_classes']} classes, widths "
+        f"`{json.dumps(table['widths'])}`{', SE' if table['se'] else ''}. Each network's predicted latency is "
+        "the sum of its parts' in the table; measured, the whole network exported to ONNX. `random_k`: random "
+        "chains; ProxylessNAS-GPU and MobileNetV2: their ops at these widths.", "",
+        f"**Mean |error| {check['mean_abs_error']:.1%}** over {len(rows)} networks (refused over 15%); "
+        f"largest {max(abs(r['error']) for r in rows):.1%}.", "",
+        "| network | predicted (ms) | measured (ms) | error |", "|---|---|---|---|",
+    ]
+    lines += [f"| {r['name']} | {r['predicted_ms']:.2f} | {r['measured_ms']:.2f} | {r['error']:+.1%} |" for r in rows]
+    return lines
+
+
+def render(results=None, peer=None, latency=None):
     """The whole report from whichever runs have figures."""
     lines = ["# Benchmarks", ""]
     if results:
@@ -184,4 +208,6 @@ def render(results=None, peer=None):
         lines += ["No figures of the default run yet: `python -m benchmarks.run`."]
     if peer:
         lines += ["", *peer_section(peer)]
+    if latency:
+        lines += ["", *latency_section(latency)]
     return "\n".join(lines) + "\n"

@@ -240,6 +240,9 @@ def main():
     parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"), help="The Markdown report.")
     parser.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "benchmarks.json"),
                         help="The default run's figures; a --peer run's go beside it, in peer.json.")
+    parser.add_argument("--report_only", action="store_true",
+                        help="Measure nothing: write the report from the figures there are (e.g. after "
+                             "`python -m itnas_tf.latency --output=benchmarks/results/latency_table.json`).")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -253,7 +256,12 @@ def main():
         parser.error("--only picks parts of the default run, not of --peer")
     from itnas_tf.results import write_json_atomic, write_text_atomic
 
-    figures = {"main": pathlib.Path(args.json), "peer": pathlib.Path(args.json).with_name("peer.json")}
+    figures = {"main": pathlib.Path(args.json), "peer": pathlib.Path(args.json).with_name("peer.json"),
+               "latency": pathlib.Path(args.json).with_name("latency_table.json")}
+    if args.report_only:
+        write_text_atomic(pathlib.Path(args.out), render(**read_figures(figures)))
+        print(f"wrote {args.out}")
+        return
     name = "quick" if args.quick else "full"
     previous = last_run(figures["main"], name) if args.only else None
     if args.peer:
@@ -280,9 +288,14 @@ def main():
     if args.only:
         results = merge_parts(previous, results, args.only)
     write_json_atomic(written, results)
-    runs = {part: json.loads(path.read_text()) for part, path in figures.items() if path.exists()}
-    write_text_atomic(pathlib.Path(args.out), render(runs.get("main"), runs.get("peer")))
+    write_text_atomic(pathlib.Path(args.out), render(**read_figures(figures)))
     print(f"wrote {args.out} and {written}")
+
+
+def read_figures(figures):
+    """`{"results", "peer", "latency"}`: the figures each run left, None where there are none."""
+    runs = {part: json.loads(path.read_text()) for part, path in figures.items() if path.exists()}
+    return {"results": runs.get("main"), "peer": runs.get("peer"), "latency": runs.get("latency")}
 
 
 if __name__ == "__main__":

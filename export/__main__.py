@@ -17,6 +17,7 @@ from itnas_tf import cli
 from itnas_tf.checkpoint import CheckpointError
 from itnas_tf.data import DataError
 from itnas_tf.genotypes import GenotypeError
+from itnas_tf.spaces.proxyless_latency import LatencyError
 
 flags.DEFINE_string("checkpoint", None, "checkpoint.npz of `python -m itnas_tf.retrain`, or its folder.")
 flags.DEFINE_list("formats", ["saved_model", "onnx"], f"Comma-separated, of: {', '.join(FORMATS)}.")
@@ -35,6 +36,8 @@ flags.DEFINE_bool("allow_accuracy_drop", False, "Keep an int8 file that fails th
 flags.DEFINE_bool("int8_per_channel", False, "A weight scale per output channel in the int8 formats, not one per "
                   "tensor: more accurate for some networks, larger (TFLite: 0.39x of float, not 0.28x).")
 flags.DEFINE_integer("latency_threads", 1, "Threads of onnxruntime and LiteRT in the latency figures.", lower_bound=1)
+flags.DEFINE_string("latency_table", None, "A chain network's latency table (`python -m itnas_tf.latency`): its "
+                    "prediction is printed beside the measured latency.")
 flags.mark_flag_as_required("checkpoint")
 FLAGS = flags.FLAGS
 
@@ -46,7 +49,7 @@ def main(argv):
         FLAGS.checkpoint, FLAGS.output_dir, FLAGS.formats, FLAGS.max_madds, FLAGS.allow_over_budget,
         FLAGS.overwrite, FLAGS.opset, FLAGS.tolerance, data_dir=FLAGS.data_dir, calibration=FLAGS.calibration,
         calibration_images=FLAGS.calibration_images, allow_accuracy_drop=FLAGS.allow_accuracy_drop,
-        per_channel=FLAGS.int8_per_channel, latency_threads=FLAGS.latency_threads,
+        per_channel=FLAGS.int8_per_channel, latency_threads=FLAGS.latency_threads, latency_table=FLAGS.latency_table,
     )
     budget = "over the budget (allowed)" if manifest["over_budget"] else "within the budget"
     print(f"{manifest['network']}: {manifest['params']:,} params, {manifest['madds'] / 1e6:.2f}M MAdds, "
@@ -54,6 +57,9 @@ def main(argv):
     latency = manifest["latency"]
     print(f"batch-1 latency: median of {latency['runs']} warm runs, {latency['threads']} thread(s) "
           f"(SavedModel: TensorFlow's own), {latency['cpu']}")
+    if latency["predicted"]:
+        p = latency["predicted"]
+        print(f"  predicted by {p['table']}: {p['ms']:.2f} ms ({p['threads']} thread(s), {p['cpu']})")
     for fmt, name in manifest["files"].items():
         size = f"{manifest['bytes'][fmt] / 1e6:.2f} MB"
         if fmt in manifest["int8"]:
@@ -67,4 +73,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    cli.run(main, (BudgetError, CheckpointError, DataError, ExportError, GenotypeError))
+    cli.run(main, (BudgetError, CheckpointError, DataError, ExportError, GenotypeError, LatencyError))

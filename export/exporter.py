@@ -28,6 +28,7 @@ from itnas_tf.genotypes import read_genotype
 from itnas_tf.networks import build_network
 from itnas_tf.retrainer import retrain_data
 from itnas_tf.results import readable_by_default
+from itnas_tf.spaces.proxyless_latency import LatencyTable
 
 FILES = {"saved_model": "saved_model", "onnx": "model.onnx", "tflite": "model.tflite",
          "onnx_int8": "model_int8.onnx", "tflite_int8": "model_int8.tflite"}
@@ -73,13 +74,14 @@ def load_network(path):
 def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_madds=MOBILE_MADDS,
            allow_over_budget=False, overwrite=False, opset=17, tolerance=1e-4, batch_size=8, seed=0,
            data_dir=None, calibration=None, calibration_images=CALIBRATION_IMAGES, allow_accuracy_drop=False,
-           per_channel=False, latency_threads=1):
+           per_channel=False, latency_threads=1, latency_table=None):
     """Exports the network of `checkpoint` into `output_dir` (default: `<checkpoint folder>/export`).
 
     int8 formats are calibrated on `calibration_images` training images of the retraining's data
     (`data_dir`: where its tfds data is prepared), or on the training images of the dataset named by
     `calibration` (a `--dataset` source), and checked on its test data; their weights get one scale
-    per tensor unless `per_channel` (larger files, see export.quantize).
+    per tensor unless `per_channel` (larger files, see export.quantize). A chain network's latency
+    predicted by `latency_table` (`python -m itnas_tf.latency`) is recorded beside the measured ones.
 
     Returns:
         `(output folder, manifest)`; the manifest (also written as `manifest.json`): input, classes,
@@ -105,6 +107,7 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
     exclude = [network.aux_head] if getattr(network, "aux_head", None) is not None else []
     cost = count(network, shape, exclude=exclude)
     check_budget(cost, max_madds, allow_over_budget)
+    predicted = predicted_latency(latency_table, record) if latency_table else None
     data = images = None
     if any(fmt in INT8 for fmt in formats):  # before anything is written: the data may be missing
         data = retrain_data(load_state(path)["config"], data_dir)
@@ -162,7 +165,7 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
             "parity": {"batch": batch_size, "seed": seed, "tolerance": tolerance, "max_abs_diff": diffs},
             "int8": int8,
             "latency": {"batch": 1, "runs": RUNS, "threads": latency_threads, "cpu": cpu_name(),
-                        "median_ms": latency},
+                        "median_ms": latency, "predicted": predicted},
             "checkpoint": str(path),
         }
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -171,6 +174,17 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out, manifest
+
+
+def predicted_latency(path, record):
+    """`{"ms", "table", "cpu", "threads"}`: the latency a chain network's table predicts for it."""
+    if record["network"] != "proxyless":
+        raise ExportError(f"--latency_table predicts chain networks; this checkpoint holds a {record['network']} network.")
+    genotype = read_genotype(record["genotype"])
+    table = LatencyTable.load(path)
+    table.check(genotype)
+    return {"ms": table(genotype.ops), "table": str(path), "cpu": table.record["cpu"],
+            "threads": table.record["threads"]}
 
 
 def calibration_inputs(name, data_dir, record, n):

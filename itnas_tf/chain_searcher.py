@@ -1,8 +1,9 @@
-"""`ChainSearcher`: a `Searcher` for the chain spaces, whose genotype must fit a MAdds budget.
+"""`ChainSearcher`: a `Searcher` for the chain spaces, whose genotype must fit a MAdds budget, and a
+latency budget on a measured table (`--max_latency_ms`, `--latency_table`) where one is given.
 
 Selection is the IT pass with every candidate on, the argmax per layer, then `fit_budget` on the
 target network (default: the reference widths at 224x224 and 1000 classes, the mobile setting).
-`result.json` keeps both genotypes and what the budget cost in importance.
+`result.json` keeps both genotypes and what the budgets cost in importance.
 """
 
 import json
@@ -12,6 +13,7 @@ from itnas_tf.genotypes import ChainGenotype, GenotypeError
 from itnas_tf.networks.proxyless import block_madds
 from itnas_tf.searcher import IDENTITY, Searcher
 from itnas_tf.spaces import proxyless
+from itnas_tf.spaces.proxyless_latency import LatencyError, LatencyTable
 
 
 def widths_setting(value, flag):
@@ -46,13 +48,21 @@ class ChainSearcher(Searcher):
                 "stand); give both the same stage pattern."
             )
         self.target_widths = target_widths
-        self.cost = None
+        if c.get("max_latency_ms") is not None and not c.get("latency_table"):
+            raise LatencyError("--max_latency_ms needs --latency_table: a table of this CPU measured by "
+                               "`python -m itnas_tf.latency --output=latency.json` at the target network's sizes.")
+        self.cost = self.latency = None
 
     def build(self, data):
         c = self.config
         self.cost = proxyless.ChainCost(self.target_widths, c.get("se", False), c.get("target_input_size", 224),
                                         c.get("target_classes", 1000))
         proxyless.check_budget(self.cost, c.get("max_madds", 600e6))  # before any training
+        if c.get("latency_table"):
+            self.latency = LatencyTable.load(c["latency_table"])
+            self.latency.check(self.cost.genotype)
+            if c.get("max_latency_ms") is not None:
+                self.latency.check_budget(c["max_latency_ms"])
         return super().build(data)
 
     def supernet_settings(self):
@@ -63,7 +73,8 @@ class ChainSearcher(Searcher):
     def budgeted(self, table):
         """`(unconstrained ops, budgeted ops, repair steps)` of an importance table."""
         unconstrained = proxyless.derive(table)
-        ops, steps = proxyless.fit_budget(unconstrained, table, self.cost, self.config.get("max_madds", 600e6))
+        ops, steps = proxyless.fit_budget(unconstrained, table, self.cost, self.config.get("max_madds", 600e6),
+                                          self.latency, self.config.get("max_latency_ms"))
         return unconstrained, ops, steps
 
     def select(self, model):
@@ -89,6 +100,15 @@ class ChainSearcher(Searcher):
             "importance_given_up": sum(step["importance_given_up"] for step in steps),
             "replacements": steps,
         }
+        if self.latency is not None:
+            record = self.latency.record
+            result["budget"].update({
+                "max_latency_ms": self.config.get("max_latency_ms"),
+                "unconstrained_latency_ms": self.latency(unconstrained),
+                "latency_ms": self.latency(ops),
+                "latency_table": {"path": str(self.latency.path), "cpu": record["cpu"], "threads": record["threads"],
+                                  "onnxruntime": record["onnxruntime"]},
+            })
         return result
 
     def figure(self, result):
@@ -102,6 +122,10 @@ class ChainSearcher(Searcher):
             f"target ChainNetwork (input {t['input_shape']}, {t['num_classes']} classes): {t['params'] / 1e6:.3f}M params, "
             f"{t['madds'] / 1e6:.2f}M MAdds of {b['max_madds'] / 1e6:.0f}M",
         ]
+        if "latency_ms" in b:
+            limit = f" of {b['max_latency_ms']:g} ms" if b["max_latency_ms"] is not None else ""
+            lines.append(f"predicted batch-1 latency {b['latency_ms']:.2f} ms{limit} ({b['latency_table']['cpu']}, "
+                         f"{b['latency_table']['threads']} thread(s), onnxruntime)")
         if b["replacements"]:
             lines.append(
                 f"the argmax network had {b['unconstrained_madds'] / 1e6:.2f}M MAdds; "

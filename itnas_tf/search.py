@@ -65,6 +65,8 @@ flags.DEFINE_float("max_madds", DEFAULTS["max_madds"], "Chain spaces: the MAdds 
 flags.DEFINE_string("target_widths", DEFAULTS["target_widths"], "Chain spaces: the widths the budget is counted at (JSON; default: the reference widths).")
 flags.DEFINE_integer("target_input_size", DEFAULTS["target_input_size"], "Chain spaces: the input side the budget is counted at.", lower_bound=1)
 flags.DEFINE_integer("target_classes", DEFAULTS["target_classes"], "Chain spaces: the classes of the network the budget is counted on.", lower_bound=1)
+flags.DEFINE_float("max_latency_ms", DEFAULTS["max_latency_ms"], "Chain spaces: the batch-1 latency budget of the target network, predicted by --latency_table (with --max_madds: both must hold).", lower_bound=0)
+flags.DEFINE_string("latency_table", DEFAULTS["latency_table"], "Chain spaces: a latency table of the target network on the deployment CPU (`python -m itnas_tf.latency`).")
 flags.DEFINE_enum(
     "distribution", DEFAULTS["distribution"], list(DISTRIBUTIONS),
     "mirrored: every local GPU (MirroredStrategy); multi_worker: the machines of TF_CONFIG (MultiWorkerMirroredStrategy). "

@@ -40,7 +40,7 @@ DEFAULTS = {
     "search_train_split": None, "search_valid_split": None, "input_size": None,
     # chain spaces
     "paths_per_step": 2, "se": False, "widths": None, "max_madds": 600e6, "target_widths": None,
-    "target_input_size": 224, "target_classes": 1000,
+    "target_input_size": 224, "target_classes": 1000, "max_latency_ms": None, "latency_table": None,
     # where it trains
     "distribution": "none", "cpu_replicas": 0, "sync_batch_norm": True, "worker_timeout": 600.0,
 }

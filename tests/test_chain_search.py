@@ -12,6 +12,7 @@ from itnas_tf.chain_searcher import ChainSearcher
 from itnas_tf.networks.proxyless import block_madds
 from itnas_tf.searcher import search_config
 from itnas_tf.spaces import proxyless
+from itnas_tf.spaces.proxyless_latency import LatencyTable
 
 # A chain small enough to train on the CPU; reference.md's stage pattern, so `zero` stands where it does there.
 TINY_WIDTHS = {"stem": 8, "first": 8, "stages": [8] * 4 + [16] * 4 + [16] * 4 + [24] * 4 + [24] * 4 + [32], "head": 32}
@@ -53,6 +54,37 @@ def test_budget_repair_never_raises_madds_and_stops_as_soon_as_it_fits(tiny_cost
     assert current == ops
     assert all(total > budget for total in totals[:-1])  # no step after the budget holds
     assert proxyless.fit_budget(argmax, table, tiny_cost, tiny_cost(argmax)) == (argmax, [])
+
+
+def _latency_table(cost):
+    """A latency table of made-up milliseconds in which large kernels are slow for their MAdds."""
+    kernel = {"zero": 0.0, "mb3_k3": 1.0, "mb6_k3": 1.0, "mb3_k5": 2.0, "mb6_k5": 2.0, "mb3_k7": 4.0, "mb6_k7": 4.0}
+    layers = [{op: madds / 1e6 * kernel[op] for op, madds in terms.items()} for terms in cost.terms]
+    return LatencyTable({"call_ms": 0.01, "fixed_ms": {"stem": 0.2, "head": 0.1}, "layers": layers, "cpu": "none",
+                         "threads": 1})
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_budget_repair_under_latency_and_madds_keeps_both_and_stops_when_both_hold(tiny_cost, seed):
+    table, latency = _table(seed), _latency_table(tiny_cost)
+    argmax = proxyless.derive(table)
+    max_ms = latency.minimum()[0] + (latency(argmax) - latency.minimum()[0]) * 0.3
+    max_madds = tiny_cost(argmax) * 0.9
+    ops, steps = proxyless.fit_budget(argmax, table, tiny_cost, max_madds, latency, max_ms)
+    assert latency(ops) <= max_ms and tiny_cost(ops) <= max_madds
+    current = list(argmax)
+    for step in steps:
+        before = (latency(current), tiny_cost(current))
+        current[step["layer"]] = step["to"]
+        after = (latency(current), tiny_cost(current))
+        assert before[0] > max_ms or before[1] > max_madds  # no step once both hold
+        if before[0] > max_ms:  # latency first: each step saves time, and MAdds stay in or do not grow
+            assert step["ms_saved"] == pytest.approx(before[0] - after[0]) and step["ms_saved"] > 0
+            assert after[1] <= max(max_madds, before[1])
+        assert step["madds_saved"] == before[1] - after[1]
+    assert current == ops
+    with pytest.raises(proxyless.BudgetError, match=f"fastest network of the space: {latency.minimum()[0]:.3f} ms"):
+        proxyless.fit_budget(argmax, table, tiny_cost, max_madds, latency, latency.minimum()[0] * 0.99)
 
 
 def test_budget_below_the_smallest_network_names_the_minimum(tiny_cost):

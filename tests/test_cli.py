@@ -42,6 +42,7 @@ BAD_FLAGS = {
     "itnas_tf.visualize": ["DARTS_V2", "--out=x.png", "--max_madds=0"],
     "itnas_tf.analyze": ["runs/x", "--output_dir=y", "--finetune_steps=-1"],
     "export": ["--checkpoint=runs/x", "--max_madds=0"],
+    "itnas_tf.latency": ["--output=x.json", "--threads=0"],
     # argparse's (exit 2 of its own)
     "benchmarks.run": ["--parallel=x"],
     "benchmarks.selection_quality": ["--data=10M"],

@@ -179,36 +179,55 @@ def check_budget(cost, max_madds):
         )
 
 
-def fit_budget(ops_, table, cost, max_madds):
-    """DESIGN.md 1.8's greedy repair: while over `max_madds`, make the replacement that gives up the
-    least importance per MAdd saved, among all cheaper ops of all layers.
+def fit_budget(ops_, table, cost, max_madds, latency=None, max_latency_ms=None):
+    """DESIGN.md 1.8's greedy repair: while over a budget, make the replacement that gives up the
+    least importance per MAdd (or millisecond) saved, among all cheaper ops of all layers.
 
-    Every step saves MAdds, and the loop stops at the first network within the budget.
+    With a latency budget as well (`latency`: a `LatencyTable`), the budget repaired first is the first
+    one exceeded, latency before MAdds; a replacement may not push the other over its limit, nor raise
+    it while it is over, so every step lowers the total excess and the loop ends.
 
     Returns:
-        `(ops, steps)`; each step `{"layer", "from", "to", "madds_saved", "importance_given_up"}`.
+        `(ops, steps)`; each step `{"layer", "from", "to", "madds_saved", "importance_given_up"}`, and
+        `"ms_saved"` with a latency budget.
 
     Raises:
-        BudgetError: even the cheapest network of the space is over `max_madds`.
+        BudgetError: even the cheapest network of the space is over a budget, or no single replacement
+            helps one budget without breaking the other.
     """
     check_budget(cost, max_madds)
+    budgets = [(cost, max_madds)]
+    if max_latency_ms is not None:
+        latency.check_budget(max_latency_ms)
+        budgets.insert(0, (latency, max_latency_ms))
     current, steps, rows = list(ops_), [], list(table.values())
-    total = cost(current)
-    while total > max_madds:
+    while True:
+        over = [(meter, limit) for meter, limit in budgets if meter(current) > limit]
+        if not over:
+            return current, steps
+        meter = over[0][0]
         best = None
-        for i, (op, row, terms) in enumerate(zip(current, rows, cost.terms)):
-            for other, madds in terms.items():
-                saved = terms[op] - madds
-                if saved > 0:
-                    lost = row[op] - row[other]
-                    if best is None or lost / saved < best[0]:
-                        best = (lost / saved, i, other, saved, lost)
-        _, i, other, saved, lost = best
-        steps.append({"layer": i, "from": current[i], "to": other, "madds_saved": int(saved),
-                      "importance_given_up": float(lost)})
+        for i, (op, row, terms) in enumerate(zip(current, rows, meter.terms)):
+            for other, value in terms.items():
+                saved = terms[op] - value
+                trial = current[:i] + [other] + current[i + 1:]
+                if saved <= 0 or any(m(trial) > max(limit, m(current)) for m, limit in budgets if m is not meter):
+                    continue
+                lost = row[op] - row[other]
+                if best is None or lost / saved < best[0]:
+                    best = (lost / saved, i, other, lost)
+        if best is None:
+            raise BudgetError(
+                f"No replacement in {cost.genotype_of(current)} lowers one budget without breaking the other "
+                f"(--max_madds={max_madds / 1e6:.2f}M, --max_latency_ms={max_latency_ms}); raise one of them."
+            )
+        _, i, other, lost = best
+        step = {"layer": i, "from": current[i], "to": other,
+                "madds_saved": int(cost.terms[i][current[i]] - cost.terms[i][other]), "importance_given_up": float(lost)}
+        if max_latency_ms is not None:
+            step["ms_saved"] = float(latency.terms[i][current[i]] - latency.terms[i][other])
+        steps.append(step)
         current[i] = other
-        total -= saved
-    return current, steps
 
 
 parse = ChainGenotype.from_json
