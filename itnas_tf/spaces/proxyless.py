@@ -128,7 +128,20 @@ def derive(table):
     return [max(row, key=row.get) for row in table.values()]
 
 
-class ChainCost:
+class AdditiveCost:
+    """A cost of the chain network that is a fixed part plus one term per layer (`terms`: one
+    `{op: cost}` per layer): what `fit_budget` repairs against, MAdds or milliseconds."""
+
+    def __call__(self, ops_):
+        return self.fixed + sum(terms[op] for terms, op in zip(self.terms, ops_))
+
+    def minimum(self):
+        """The cost of the cheapest network, and its ops."""
+        ops_ = [min(terms, key=terms.get) for terms in self.terms]
+        return self(ops_), ops_
+
+
+class ChainCost(AdditiveCost):
     """MAdds of the chain network for any choice of ops: a fixed part plus one term per layer.
 
     A block's MAdds depend on its own op only (its input and output sizes are fixed by the widths
@@ -153,14 +166,6 @@ class ChainCost:
     def _sizes(self):
         g = self.genotype
         return {"widths": g.widths, "se": g.se, "input_size": g.input_size, "num_classes": g.num_classes}
-
-    def __call__(self, ops_):
-        return self.fixed + sum(terms[op] for terms, op in zip(self.terms, ops_))
-
-    def minimum(self):
-        """The MAdds of the cheapest network of the space, and its ops."""
-        ops_ = [min(terms, key=terms.get) for terms in self.terms]
-        return self(ops_), ops_
 
     def genotype_of(self, ops_):
         """The chain genotype of `ops_` at this counter's widths, input size and classes."""

@@ -10,7 +10,7 @@ import json
 import pathlib
 
 from itnas_tf.genotypes import ChainGenotype
-from itnas_tf.spaces.proxyless import BudgetError
+from itnas_tf.spaces.proxyless import AdditiveCost, BudgetError
 
 FORMAT = "itnas_tf.latency_table/1"
 
@@ -19,8 +19,8 @@ class LatencyError(ValueError):
     """A latency table that is missing, unreadable or measured for another network."""
 
 
-class LatencyTable:
-    """A measured table: `terms` (one `{op: ms}` per searchable layer), `fixed` (ms), `__call__(ops)`."""
+class LatencyTable(AdditiveCost):
+    """A measured table: `terms` (one `{op: ms}` per searchable layer) and `fixed` (ms)."""
 
     def __init__(self, record, path=None):
         self.record = record
@@ -53,14 +53,6 @@ class LatencyTable:
                 f"The latency table {self.path or ''} was measured for another network: {got}. Measure one for "
                 "these sizes: `python -m itnas_tf.latency --widths=... --input_size=... --num_classes=...`."
             )
-
-    def __call__(self, ops_):
-        return self.fixed + sum(terms[op] for terms, op in zip(self.terms, ops_))
-
-    def minimum(self):
-        """The latency of the fastest network of the table, and its ops."""
-        ops_ = [min(terms, key=terms.get) for terms in self.terms]
-        return self(ops_), ops_
 
     def check_budget(self, max_ms):
         """Raises `BudgetError` when even the fastest network of the table is over `max_ms`."""
