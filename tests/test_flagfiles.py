@@ -113,9 +113,9 @@ def test_chain_search_on_two_replicas_takes_the_step_of_one_device(runs):
     # synchronised BatchNorm inside the sampled paths' skips (issue 27), the whole chain supernet
     two, one = (runs["proxyless_imagenet.cfg", extra].result() for extra in ((), ONE_DEVICE))
     assert two["flags"]["cpu_replicas"] == 2 and one["flags"]["distribution"] == "none"
-    assert two["final_train_loss"] == pytest.approx(one["final_train_loss"], rel=1e-5)  # 5e-7 measured
-    # Issue 27 asks for 1e-4, as NB201 gives: here 1.6e-4 on layer_4 (3 December; 3.2e-4 with one-pass
-    # BatchNorm moments). SGD at 0.25 without clipping moves the first layers' weights by as much as
-    # they are in this one step, and the replicas' gradients differ there by 4e-4 of the step.
+    assert two["final_train_loss"] == pytest.approx(one["final_train_loss"], rel=1e-5)  # 1e-6 measured
+    # 1.8e-4 apart at most (4 December; the small sampled-chain test of test_distribution meets 1e-4).
+    # That is float32 rounding, not another step: the same one-device run with TensorFlow's oneDNN
+    # kernels off (TF_ENABLE_ONEDNN_OPTS=0: the same math, rounded elsewhere) moves them by 4.7e-3.
     for layer, row in one["importance"].items():
         assert two["importance"][layer] == pytest.approx(row, abs=5e-4)
