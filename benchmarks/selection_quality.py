@@ -54,7 +54,7 @@ DATA = {
 }
 
 # the switches of benchmarks/patches/it_row_screen.patch, recorded with the figures they made
-SCREEN_VARIABLES = ("ITNAS_S0", "ITNAS_ST", "ITNAS_SG")
+SCREEN_VARIABLES = ("ITNAS_S0", "ITNAS_ST", "ITNAS_SG", "ITNAS_MIX")
 
 
 def search(space, variant, seed, args):
