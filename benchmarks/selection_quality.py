@@ -53,7 +53,8 @@ DATA = {
     "10k": ("cifar10_train_10000.npz", ["--batch_size=64", "--init_channels=8"], {"nb201": 30}),
 }
 
-# the switches of benchmarks/patches/it_row_screen.patch, recorded with the figures they made
+# the switches of the screens in benchmarks/patches/ (it_row_screen.patch: ITNAS_S0, _ST, _SG;
+# it_mix_batch_mean.patch: ITNAS_MIX), recorded with the figures they made
 SCREEN_VARIABLES = ("ITNAS_S0", "ITNAS_ST", "ITNAS_SG", "ITNAS_MIX")
 
 
