@@ -1,4 +1,5 @@
-"""Keras's SGD and Adam with a decoupled weight decay that reads the learning rate once per step.
+"""Keras's SGD and Adam with a decoupled weight decay that reads the learning rate once per step, and
+gradient clipping that sees the whole batch's gradient on several replicas.
 
 Keras (3.x, TensorFlow backend) evaluates `self.learning_rate`, a whole cosine schedule of some ten
 ops, inside the weight decay of every variable. A supernet has thousands of variables (the chain
@@ -35,11 +36,33 @@ class _DecayWithOneLearningRate:
         tf.__internal__.distribute.interim.maybe_merge_call(apply, self._distribution_strategy, variables)
 
 
+class _ClipTheGlobalGradient:
+    """Clips the gradient summed over the replicas, not each replica's part of it.
+
+    Keras (3.x, TensorFlow backend) clips in the replica context, before it all-reduces: under
+    `MirroredStrategy` `global_clipnorm=5` bounded each replica's share, so a step on 2 replicas
+    clipped where the one-device step did not (or less), and the steps parted. Here the gradients
+    are all-reduced first, clipped, and handed on divided by the replica count, so that Keras's own
+    all-reduce sums them back to the clipped whole. One more all-reduce per step, only when clipping.
+    """
+
+    def _clip_gradients(self, grads):
+        context = tf.distribute.get_replica_context()
+        clipping = self.clipnorm or self.global_clipnorm or self.clipvalue
+        if not clipping or context is None or context.num_replicas_in_sync == 1:
+            return super()._clip_gradients(grads)
+        present = [g for g in grads if g is not None]
+        summed = iter(context.all_reduce(tf.distribute.ReduceOp.SUM, present))
+        clipped = super()._clip_gradients([None if g is None else next(summed) for g in grads])
+        share = 1.0 / context.num_replicas_in_sync
+        return [None if g is None else g * tf.cast(share, g.dtype) for g in clipped]
+
+
 @keras.saving.register_keras_serializable(package="itnas_tf")
-class SGD(_DecayWithOneLearningRate, keras.optimizers.SGD):
+class SGD(_ClipTheGlobalGradient, _DecayWithOneLearningRate, keras.optimizers.SGD):
     pass
 
 
 @keras.saving.register_keras_serializable(package="itnas_tf")
-class Adam(_DecayWithOneLearningRate, keras.optimizers.Adam):
+class Adam(_ClipTheGlobalGradient, _DecayWithOneLearningRate, keras.optimizers.Adam):
     pass

@@ -1,6 +1,6 @@
 """One training step of a small chain of sampled `MixedLayer`s (MBConv candidates and `zero`, as in the
 proxyless space; the second layer's MBConvs with squeeze-and-excitation) on 1 device or on N logical CPUs with synchronised BatchNorm, for
-`test_distribution.py`. Prints `RESULT <json>`: the loss, the importances after the step, the moving
+`test_distribution.py`, with the gradient clipped. Prints `RESULT <json>`: the loss, the importances after the step, the moving
 statistics and weights of every candidate.
 
     python tests/sampled_step.py REPLICAS
@@ -19,6 +19,7 @@ import tensorflow as tf  # noqa: E402
 from itnas_tf import distribution  # noqa: E402
 from itnas_tf.engine import MixedLayer, collecting_importance, masked, mixed_layers  # noqa: E402
 from itnas_tf.ops import batch_norm  # noqa: E402
+from itnas_tf.optimizers import SGD  # noqa: E402
 
 CHOICES = ["mb3_k3", "mb6_k5", "mb3_k7", "zero"]
 MASKS = [[True, False, True, False], [False, True, False, True]]  # the second layer skips two convolutions
@@ -51,7 +52,8 @@ def main():
         model(x[:2])
         if replicas > 1:
             distribution.synchronize_batch_norm(model)
-        model.compile(keras.optimizers.SGD(0.1), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        # clipped hard, so the step is the one-device step only if the whole batch's gradient is clipped
+        model.compile(SGD(0.1, global_clipnorm=0.01), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         masks = {layer: tf.Variable(mask) for layer, mask in zip(model.chain, MASKS)}
     with masked(masks):
         loss = model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0).history["loss"][0]

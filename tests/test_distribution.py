@@ -39,9 +39,20 @@ def test_two_cpu_replicas_take_the_step_of_one_device(tmp_path):
     _finish(_search(*ONE_STEP, f"--output_dir={two}", "--distribution=mirrored", "--cpu_replicas=2"))
     a, b = (json.loads((d / "result.json").read_text()) for d in (one, two))
     assert b["flags"]["cpu_replicas"] == 2
+    # the forward pass: the `weighted` mix is the whole batch's mean row (one replica's half batch
+    # would move this loss by 2e-3), the BatchNorms the whole batch's moments
     assert b["final_train_loss"] == pytest.approx(a["final_train_loss"], rel=1e-5)
+    # the step: gradients clipped as a whole (Keras clipped each replica's share: weights 5e-2
+    # apart). Float32 rounding alone moves the IT's small vectors by 2.4e-3 and the importances by
+    # 5.4e-3 in this one step at learning rate 0.1 (the same one-device run with oneDNN's kernels
+    # off), so those are the tolerances' scale, not 1e-4.
+    weights = [np.load(d / "checkpoint.npz") for d in (one, two)]
+    for key in (k for k in weights[0].files if k.startswith("model/")):
+        if weights[0][key].shape in ((), (5,)):  # scalars (flags, counts) and the importance sums, whose
+            continue  # final one-image batch two replicas leave out (data/pipeline.py, `min_batch`)
+        np.testing.assert_allclose(weights[1][key], weights[0][key], atol=5e-3, err_msg=key)
     for edge, row in a["importance"].items():
-        assert b["importance"][edge] == pytest.approx(row, abs=1e-4)
+        assert b["importance"][edge] == pytest.approx(row, abs=1.5e-2)
     # the mirrored checkpoint restores into the mirrored model (a finished run resumes to its own result)
     _finish(_search(*ONE_STEP, f"--output_dir={two}", "--distribution=mirrored", "--cpu_replicas=2", "--resume"))
     again = json.loads((two / "result.json").read_text())

@@ -56,16 +56,43 @@ def test_masked_candidates_get_exactly_zero(block, mask):
     np.testing.assert_allclose(importance, full[:, 0, 1:], rtol=1e-5, atol=1e-7)
 
 
-def test_weighted_mix_is_the_importance_weighted_sum():
+def test_weighted_mix_is_the_sum_weighted_by_the_batch_mean_of_the_renormalised_rows():
     layer = MixedLayer.from_ops(["max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3"], 6)
     x = tf.constant(RNG.standard_normal(SHAPE).astype("float32"))
+    layer.build(x.shape)
+    layer.block.position.assign(0.5 * RNG.standard_normal(layer.block.position.shape).astype("float32"))
     y = _np(layer(x, candidate_mask=tf.constant([True, True, False, True])))
     outputs = [_np(c(x)) for c in layer.candidates]
     importance = _np(layer.block(outputs, candidate_mask=tf.constant([True, True, False, True]))[0])
-    weights = importance / importance.sum(-1, keepdims=True)
-    expected = sum(weights[:, i, None, None, None] * outputs[i] for i in range(4))
+    rows = importance / importance.sum(-1, keepdims=True)
+    assert np.ptp(rows, axis=0).max() > 1e-6  # the samples' rows differ, their mix does not
+    weights = rows.mean(0)
+    expected = sum(weights[i] * outputs[i] for i in range(4))
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
-    assert weights[:, 2].max() == 0
+    assert weights[2] == 0
+
+
+def test_scores_stay_bounded_and_do_not_grow_with_the_map_size():
+    """The same content on 8x8 and on 64x64 maps scores alike, and no input or weight takes a score
+    past the cap: the dot product over whole maps grew like h*w and made every row one-hot."""
+    content = [RNG.standard_normal((2, 8, 8, 6)).astype("float32") for _ in range(N)]
+    blocks = {}
+    for size in (8, 64):
+        b = IndicatorTokenBlock(N)
+        b.build((2, size, size, 6))
+        blocks[size] = b
+    blocks[64].set_weights(blocks[8].get_weights())
+    scores = {}
+    for size, b in blocks.items():
+        tokens = [tf.constant(np.repeat(np.repeat(t, size // 8, 1), size // 8, 2)) for t in content]
+        scores[size] = _np(b._scores(tokens, None))
+    np.testing.assert_allclose(scores[64], scores[8], rtol=1e-4, atol=1e-5)
+    assert np.abs(scores[8]).max() <= 10.0 + 1e-4  # exp(s) starts at 10
+    b = blocks[64]
+    b.logit_scale.assign(50.0)  # far past the cap: the sharpness is exp(min(s, log 100))
+    huge = [tf.constant(1e4 * RNG.standard_normal((2, 64, 64, 6)).astype("float32")) for _ in range(N)]
+    assert np.abs(_np(b._scores(huge, None))).max() <= 100.0 + 1e-3
+    assert np.abs(_np(b._scores(huge, None))).max() > 50.0  # the scale does reach the cap
 
 
 @pytest.mark.parametrize("mix", ["weighted", "transformer"])
@@ -77,7 +104,7 @@ def test_one_step_reaches_every_trainable_weight_of_the_block(mix):
     block_vars = layer.block.trainable_variables
     grads = tape.gradient(loss, block_vars)
     names = {v.name for v in block_vars}
-    expected = {"indicator_token", "position", "query", "key"}
+    expected = {"indicator_token", "position", "query", "key", "logit_scale"}
     if mix == "transformer":
         expected |= {"value", "kernel", "bias", "gamma", "beta"}  # FFN and LayerNorms
     assert expected <= names
@@ -91,7 +118,7 @@ def test_ranking_off_attends_uniformly_and_trains_no_ranking_weight_inside_a_com
     x = tf.constant(RNG.standard_normal(SHAPE).astype("float32"))
     layer(x)
     layer.block.position.assign(0.5 * RNG.standard_normal(layer.block.position.shape).astype("float32"))
-    ranking = [layer.block.indicator, layer.block.position, layer.block.query, layer.block.key]
+    ranking = [layer.block.indicator, layer.block.position, layer.block.query, layer.block.key, layer.block.logit_scale]
 
     @tf.function
     def step(mask):
@@ -103,12 +130,13 @@ def test_ranking_off_attends_uniformly_and_trains_no_ranking_weight_inside_a_com
 
     mask = tf.constant([True, False, True])
     importance, grads = step(mask)
-    assert np.ptp(_np(importance)[:, [0, 2]]) > 1e-2  # ranked
+    active = _np(importance)[:, [0, 2]]
+    assert np.ptp(active / active.sum(-1, keepdims=True)) > 1e-2  # ranked
     layer.block.set_ranking(False)
     importance, grads = step(mask)  # the same traced function
     np.testing.assert_allclose(_np(importance), [[1 / 3, 0, 1 / 3]] * SHAPE[0], rtol=1e-6)
     for v, g in zip(ranking, grads):
-        if mix == "weighted" or v is layer.block.query or v is layer.block.key:
+        if mix == "weighted" or any(v is w for w in (layer.block.query, layer.block.key, layer.block.logit_scale)):
             assert g is None or np.abs(_np(g)).max() == 0, f"{v.path} learns during the warm-up"
 
 

@@ -87,8 +87,8 @@ def test_zero_candidate_is_skipped_without_changing_output_importance_or_gradien
         tokens = [candidate(x) for candidate in layer.candidates]
         importance, encoded = layer.block(tokens)
         if mix == "weighted":
-            full = sum(importance[:, i, None, None, None] * t for i, t in enumerate(tokens))
-            full = full / tf.reduce_sum(importance, axis=-1)[:, None, None, None]
+            rows = importance / tf.reduce_sum(importance, axis=-1, keepdims=True)
+            full = sum(tf.reduce_mean(rows[:, i]) * t for i, t in enumerate(tokens))
         else:
             full = encoded
         losses = [tf.reduce_sum(tf.sin(out)) for out in (skipped, full)]
@@ -116,7 +116,9 @@ def test_weighted_mix_stays_finite_when_the_it_takes_all_its_attention():
     block = layer.block
     block.query.assign(np.eye(4, dtype="float32"))
     block.key.assign(np.eye(4, dtype="float32"))
-    block.position.assign(np.concatenate([np.full((1, 4), 30.0), np.zeros((3, 4))]).astype("float32"))
+    # the IT's key along its query, the candidates' against it, at the sharpest scale: 100 - (-100)
+    block.position.assign(np.concatenate([np.full((1, 4), 1e3), np.full((3, 4), -1e3)]).astype("float32"))
+    block.logit_scale.assign(np.log(100.0))
     importance, weights = block([c(x) for c in layer.candidates])
     assert not np.any(importance)  # every a_i underflowed
     np.testing.assert_allclose(np.sum(weights, axis=-1), 1.0, rtol=1e-6)

@@ -31,7 +31,7 @@ def test_darts_supernet_ranks_every_edge(space):
     assert list(table) == darts.edge_names("normal") + darts.edge_names("reduce")
     for name, row in table.items():
         assert tuple(row) == darts.SPACE_OPS[space][name.split("_")[0]][0]
-        assert 0 < sum(row.values()) < 1  # the IT's own column takes the rest
+        assert 0 < sum(row.values()) <= 1 + 1e-6  # the IT's own column takes the rest (maybe ~0)
     darts.validate(darts.derive(table), steps=4)
 
 

@@ -5,9 +5,10 @@ import math
 import keras
 from keras import ops
 
-from itnas_tf.ops.base import register
+from itnas_tf.ops.base import register, replica_context
 
 MIX_MODES = ("weighted", "transformer")
+MAX_SCALE = 100.0  # the cap on the learned sharpness, as Swin Transformer V2 caps its logit scale
 
 
 def weighted_sum(weights, outputs):
@@ -19,20 +20,46 @@ def weighted_sum(weights, outputs):
     return result
 
 
+def _unit(x):
+    """`x / |x|` along the last axis; a zero vector stays zero."""
+    return x * ops.rsqrt(ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-24))
+
+
+def _batch_mean(weights):
+    """The mean of `weights` `(batch, n)` over the whole batch, `(1, n)`: over every replica's samples
+    when the step runs on several, so that a mirrored step mixes as the one-device step does."""
+    total = ops.sum(weights, axis=0, keepdims=True)
+    count = ops.cast(ops.shape(weights)[0], weights.dtype)
+    context = replica_context()
+    if context is not None:
+        import tensorflow as tf
+
+        total, count = context.all_reduce(tf.distribute.ReduceOp.SUM, [total, count])
+    return total / count
+
+
 @register
 class IndicatorTokenBlock(keras.layers.Layer):
     """Reads `n` candidate outputs as tokens beside a learned Indicator Token (IT).
 
-    A token is a whole `(h, w, c)` map (`d = h*w*c`). Q, K and V are "lite": one `c x c` projection
-    applied at every pixel. The IT `(c,)` and one positional vector per token are broadcast over
-    `h, w`. The layer returns the IT's attention row over the candidates, `a = A[:, 0, 1:]`, and, with
-    `encode=True`, the encoder's output for the IT token, `y = LN(z + FFN(z))`,
-    `z = LN(T_0 + sum_j A[0, j] V_j)`; without it, the weights of the `weighted` mix, `a / sum(a)`.
+    A token is a whole `(h, w, c)` map. The IT `(c,)` and one positional vector per token are
+    broadcast over `h, w`. The layer returns the IT's attention row over the candidates,
+    `a = A[:, 0, 1:]`, and, with `encode=True`, the encoder's output for the IT token,
+    `y = LN(z + FFN(z))`, `z = LN(T_0 + sum_j A[0, j] V_j)` (V "lite": one `c x c` projection at
+    every pixel); without it, the weights of the `weighted` mix: `a / sum(a)`, averaged over the batch.
 
-    Only the IT row of `A` is ever used, and the IT's query `q_0 = (IT + p_0) W_q` is the same at
-    every pixel and for every sample. Hence `q_0 . k_j = sum_{h,w} T_j . (W_k q_0)`: the row costs one
-    spatial sum per token and a `c`-vector product, never a `d x d` or `(n+1) x (n+1) x d` product.
-    `attention_matrix` computes the whole matrix the textbook way (for analysis and tests).
+    Queries and keys read each token's mean over its pixels, and a score is their cosine times a
+    learned sharpness: `A_ij = softmax_j(cos(q_i, k_j) * exp(min(s, log 100)))`, `s` from `log 10`,
+    as Swin Transformer V2 bounds its attention. A dot product over whole maps grows like `h w`
+    (the IT's query is the same at every pixel), so on 32x32 maps the scores reached +-120 and
+    each sample's row was one-hot; these stay within +-100 whatever `h`, `w` and `c`, and a map
+    and its upsampled copy score alike. Only the IT row of `A` is ever computed in `call`;
+    `attention_matrix` computes the whole matrix (for analysis and tests).
+
+    Why the `weighted` mix is the batch's mean row, not each sample's: mixing each sample with its
+    own row let the row pick, per sample, whichever op fit the training loss at once (single-level
+    DARTS per sample); on 10,000 CIFAR-10 images the loss rose when ranking began and the search
+    drifted to `skip_connect` (docs/results.md). The importances stay per sample (DESIGN.md 1.4).
 
     A token given as `None` is a candidate known to output zeros (`none`), which the caller need not
     compute: it enters the attention as the zero map (plus its position) it stands for.
@@ -64,13 +91,15 @@ class IndicatorTokenBlock(keras.layers.Layer):
                 f"{tuple(token_shape)}."
             )
         _, h, w, c = token_shape
-        self.token_size = h * w * c
         n = self.num_candidates
         token_init = keras.initializers.TruncatedNormal(stddev=0.02)
         self.indicator = self.add_weight(shape=(c,), initializer=token_init, name="indicator_token")
         self.position = self.add_weight(shape=(n + 1, c), initializer=token_init, name="position")
         self.query = self.add_weight(shape=(c, c), initializer="glorot_uniform", name="query")
         self.key = self.add_weight(shape=(c, c), initializer="glorot_uniform", name="key")
+        self.logit_scale = self.add_weight(
+            shape=(), initializer=keras.initializers.Constant(math.log(10.0)), name="logit_scale"
+        )
         if self.encode:
             hidden = int(self.ffn_ratio * c)
             self.value = self.add_weight(shape=(c, c), initializer="glorot_uniform", name="value")
@@ -104,29 +133,26 @@ class IndicatorTokenBlock(keras.layers.Layer):
     # -- attention -------------------------------------------------------------------------------
 
     def _scores(self, tokens, candidate_mask):
-        """Scaled scores `q_0 . k_j / sqrt(d)` of the IT row, `(batch, n + 1)`, in float32."""
-        real = next(t for t in tokens if t is not None)
-        hw = float(real.shape[1] * real.shape[2])
-        # float32 throughout, also under mixed precision: the scores are sums over whole maps
+        """The IT row's scores `cos(q_0, k_j) * exp(min(s, log 100))`, `(batch, n + 1)`, in float32."""
+        # float32 throughout, also under mixed precision: the pixel means sum whole maps
         indicator, position, query, key = (
             ops.cast(w, "float32") for w in (self.indicator, self.position, self.query, self.key)
         )
-        q0 = ops.matmul(indicator + position[0], query)  # (c,)
-        probe = ops.matmul(key, q0)  # (c,): k_j . q_0 == (sum_hw T_j) . probe
-        sums = [None if t is None else ops.sum(ops.cast(t, "float32"), axis=(1, 2)) for t in tokens]
-        zero = ops.zeros_like(next(s for s in sums if s is not None))
-        pooled = ops.stack([zero if s is None else s for s in sums], axis=1)  # (b, n, c)
-        pooled = pooled + hw * position[1:]
-        it_pooled = hw * (indicator + position[0])
-        scores = ops.concatenate(
-            [
-                ops.broadcast_to(ops.sum(it_pooled * probe), (ops.shape(pooled)[0], 1)),
-                ops.einsum("bnc,c->bn", pooled, probe),
-            ],
-            axis=1,
+        means = [None if t is None else ops.mean(ops.cast(t, "float32"), axis=(1, 2)) for t in tokens]
+        zero = ops.zeros_like(next(m for m in means if m is not None))
+        pooled = ops.stack([zero if m is None else m for m in means], axis=1) + position[1:]  # (b, n, c)
+        it_token = indicator + position[0]
+        q0 = _unit(ops.matmul(it_token, query))  # (c,)
+        k0 = _unit(ops.matmul(it_token, key))
+        k = _unit(ops.einsum("bnc,cd->bnd", pooled, key))
+        cosines = ops.concatenate(
+            [ops.broadcast_to(ops.sum(q0 * k0), (ops.shape(k)[0], 1)), ops.einsum("bnd,d->bn", k, q0)], axis=1
         )
-        scores = scores * (ops.cast(self.ranking, "float32") / math.sqrt(self.token_size))
-        return self._mask(scores, candidate_mask)
+        return self._mask(cosines * (ops.cast(self.ranking, "float32") * self._scale()), candidate_mask)
+
+    def _scale(self):
+        """The learned sharpness, `exp(min(s, log 100))`: at most 100, so the scores stay in +-100."""
+        return ops.exp(ops.minimum(ops.cast(self.logit_scale, "float32"), math.log(MAX_SCALE)))
 
     @staticmethod
     def _mask(scores, candidate_mask):
@@ -142,15 +168,17 @@ class IndicatorTokenBlock(keras.layers.Layer):
         return ops.where(mask, scores, float("-inf"))
 
     def attention_matrix(self, tokens, candidate_mask=None):
-        """The full `(batch, n+1, n+1)` attention matrix, computed without any shortcut."""
+        """The full `(batch, n+1, n+1)` attention matrix, computed without any shortcut: every token
+        pooled over its pixels, every query against every key."""
         real = next(t for t in tokens if t is not None)
         maps = [ops.zeros_like(real) if t is None else t for t in tokens]
         stacked = ops.stack([ops.cast(t, "float32") for t in maps], axis=1)  # (b, n, h, w, c)
         it = ops.broadcast_to(self.indicator, ops.shape(stacked[:, :1]))
         t = ops.concatenate([it, stacked], axis=1) + self.position[None, :, None, None, :]
-        q = ops.einsum("bnhwc,cd->bnhwd", t, self.query)
-        k = ops.einsum("bnhwc,cd->bnhwd", t, self.key)
-        scores = ops.einsum("bihwc,bjhwc->bij", q, k) * (self.ranking / math.sqrt(self.token_size))
+        pooled = ops.mean(t, axis=(2, 3))  # (b, n + 1, c)
+        q = _unit(ops.einsum("bnc,cd->bnd", pooled, self.query))
+        k = _unit(ops.einsum("bnc,cd->bnd", pooled, self.key))
+        scores = ops.einsum("bid,bjd->bij", q, k) * (self.ranking * self._scale())
         return ops.softmax(self._mask(scores, candidate_mask), axis=-1)
 
     # -- forward ---------------------------------------------------------------------------------
@@ -165,9 +193,10 @@ class IndicatorTokenBlock(keras.layers.Layer):
         importance = row[:, 1:]
         self._collect(importance)
         if not self.encode:
-            # `a / sum(a)` as a softmax over the candidates' own scores: the same value, but finite
-            # when the IT's own column takes all the attention and every `a_i` underflows to 0
-            return importance, ops.softmax(scores[:, 1:], axis=-1)
+            # `a / sum(a)` as a softmax over the candidates' own scores (the same value, but finite
+            # when the IT's own column takes all the attention and every `a_i` underflows to 0),
+            # averaged over the batch: one mix per edge and step, as DARTS's alphas are
+            return importance, _batch_mean(ops.softmax(scores[:, 1:], axis=-1))
         # z = LN(T_0 + sum_{j=0..n} A_0j V T_j), T_0 = IT + p_0, T_j = O_j + p_j. The token-constant
         # parts (the IT, the positions) add up to one c-vector per sample, so no position-shifted copy
         # of a map is made (or kept for the gradient): same value, a fraction of the memory.
