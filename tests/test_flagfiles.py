@@ -114,8 +114,9 @@ def test_chain_search_on_two_replicas_takes_the_step_of_one_device(runs):
     two, one = (runs["proxyless_imagenet.cfg", extra].result() for extra in ((), ONE_DEVICE))
     assert two["flags"]["cpu_replicas"] == 2 and one["flags"]["distribution"] == "none"
     assert two["final_train_loss"] == pytest.approx(one["final_train_loss"], rel=1e-5)  # 1e-6 measured
-    # 1.8e-4 apart at most (4 December; the small sampled-chain test of test_distribution meets 1e-4).
-    # That is float32 rounding, not another step: the same one-device run with TensorFlow's oneDNN
-    # kernels off (TF_ENABLE_ONEDNN_OPTS=0: the same math, rounded elsewhere) moves them by 4.7e-3.
-    for layer, row in one["importance"].items():
-        assert two["importance"][layer] == pytest.approx(row, abs=5e-4)
+    # The importances are not compared here. With the bounded cosine scores (4 December) the rows of
+    # this one step at the flagfile's learning rate are near one-hot, and float32 rounding alone
+    # flips them: the same one-device run with oneDNN's kernels off (TF_ENABLE_ONEDNN_OPTS=0) moved
+    # an importance by 0.90, two replicas by 0.042. The small sampled-chain test of
+    # test_distribution compares them at 1e-4, where one step is not chaotic.
+    assert set(two["importance"]) == set(one["importance"])
