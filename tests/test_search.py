@@ -158,6 +158,19 @@ def test_darts_derivation_keeps_the_two_strongest_non_none_edges_per_node():
     assert list(genotype.normal_concat) == [2, 3, 4, 5]
 
 
+def test_darts_derivation_compares_edges_by_their_best_ops_share_of_the_row():
+    # Node 3 by `a`: edges 0 (0.3) and 2 (0.25); by share: edges 1 (1.0) and 2 (0.83). The IT's own
+    # column took 0.8 of edge 1's attention, which the `weighted` mix never trains.
+    table = _table("normal", {}) | _table("reduce", {})
+    rows = {0: {"none": 0.3, "sep_conv_3x3": 0.3}, 1: {"skip_connect": 0.2},
+            2: {"max_pool_3x3": 0.25, "avg_pool_3x3": 0.05}}
+    for cell in ("normal", "reduce"):
+        for j, row in rows.items():
+            table[f"{cell}_3_{j}"] = {op: 0.0 for op in darts.PRIMITIVES} | row
+    genotype = darts.derive(table)
+    assert genotype.normal[2:4] == genotype.reduce[2:4] == [("skip_connect", 1), ("max_pool_3x3", 2)]
+
+
 @pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("*.cfg") if not p.name.startswith("retrain_")))
 def test_every_search_flagfile_sets_known_flags_to_valid_values(config):
     from absl import flags

@@ -191,10 +191,13 @@ class DartsSupernet(Supernet):
 
 
 def derive(table):
-    """The DARTS rule (DESIGN.md 1.8): per node, the 2 incoming edges with the largest non-`none`
-    importance, each with its best non-`none` op; listed strongest edge first, as DARTS's `_parse`.
+    """The DARTS rule (DESIGN.md 1.8): per node, the 2 incoming edges whose best non-`none` op has the
+    largest share of the edge's row (`a / sum(a)`), each with that op; listed strongest edge first, as
+    DARTS's `_parse`.
 
-    Missing cells (a supernet with no reduction cell) cannot be derived.
+    The share, not `a`: under the `weighted` mix the IT's own column (`1 - sum(a)`) gets no gradient,
+    and on S4 it decided the ranking of edges by `a` alone (Spearman -0.96 to -1.00, docs/results.md).
+    DARTS's alphas are shares already. Missing cells (a supernet with no reduction cell) cannot be derived.
     """
     cells = {}
     for cell in ("normal", "reduce"):
@@ -206,9 +209,10 @@ def derive(table):
         for k in range(2, STEPS + 2):
             best = {}
             for j in range(k):
-                row = {op: v for op, v in table[f"{cell}_{k}_{j}"].items() if op != "none"}
-                op = max(row, key=row.get)
-                best[j] = (row[op], op)
+                row = table[f"{cell}_{k}_{j}"]
+                total = sum(row.values()) or 1.0
+                op = max((op for op in row if op != "none"), key=row.get)
+                best[j] = (row[op] / total, op)
             for j in sorted(best, key=lambda j: -best[j][0])[:2]:
                 gene.append((best[j][1], j))
         cells[cell] = gene
