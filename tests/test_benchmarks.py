@@ -102,3 +102,21 @@ def test_bad_arguments_are_refused():
     proc = subprocess.run([sys.executable, "-m", "benchmarks.run", "--parallel=0"], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 2 and "--parallel must be at least 1" in proc.stderr
+
+
+def test_top2_rule_counts_the_edges_that_ranking_by_a_would_change(tmp_path):
+    from itnas_tf.spaces import darts
+
+    table = {name: {op: 0.2 if op == "sep_conv_3x3" else 0.0 for op in darts.PRIMITIVES}
+             for cell in ("normal", "reduce") for name in darts.edge_names(cell)}
+    # Node 2 (two edges) keeps both either way; node 3 keeps edges 0 and 2 by `a`, 1 and 2 by share.
+    for cell in ("normal", "reduce"):
+        table[f"{cell}_3_0"] = {**table[f"{cell}_3_0"], "sep_conv_3x3": 0.3, "none": 0.3}
+        table[f"{cell}_3_1"] = {**table[f"{cell}_3_1"], "sep_conv_3x3": 0.1}
+        table[f"{cell}_3_2"] = {**table[f"{cell}_3_2"], "sep_conv_3x3": 0.25, "avg_pool_3x3": 0.05}
+    path = tmp_path / "result.json"
+    path.write_text(json.dumps({"importance": table}))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.top2_rule", str(path)], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"| {path} | 0.400-0.900 | " in proc.stdout and " | 2 of 16 |" in proc.stdout, proc.stdout
