@@ -10,6 +10,7 @@ and by the share (the rule of `itnas_tf.spaces.darts.derive`).
 
 import argparse
 import json
+import pathlib
 
 from scipy.stats import spearmanr
 
@@ -33,7 +34,7 @@ def main():
     print("| run | IT's own column | Spearman (best op's a, IT column) | derived edges that differ |")
     print("|---|---|---|---|")
     for path in args.results:
-        table = json.loads(open(path).read())["importance"]
+        table = json.loads(pathlib.Path(path).read_text())["importance"]
         own = {e: 1.0 - sum(row.values()) for e, row in table.items()}
         best = {e: max(v for op, v in row.items() if op != "none") for e, row in table.items()}
         rho = spearmanr([best[e] for e in table], [own[e] for e in table])[0]
