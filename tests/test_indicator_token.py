@@ -75,7 +75,8 @@ def test_weighted_mix_is_the_sum_weighted_by_the_batch_mean_of_the_renormalised_
 def test_scores_stay_bounded_and_do_not_grow_with_the_map_size():
     """The same content on 8x8 and on 64x64 maps scores alike, and no input or weight takes a score
     past the cap: the dot product over whole maps grew like h*w and made every row one-hot."""
-    content = [RNG.standard_normal((2, 8, 8, 6)).astype("float32") for _ in range(N)]
+    rng = np.random.default_rng(3)  # its own draws: under xdist the module's RNG state depends on order
+    content = [rng.standard_normal((2, 8, 8, 6)).astype("float32") for _ in range(N)]
     blocks = {}
     for size in (8, 64):
         b = IndicatorTokenBlock(N)
@@ -86,13 +87,18 @@ def test_scores_stay_bounded_and_do_not_grow_with_the_map_size():
     for size, b in blocks.items():
         tokens = [tf.constant(np.repeat(np.repeat(t, size // 8, 1), size // 8, 2)) for t in content]
         scores[size] = _np(b._scores(tokens, None))
-    np.testing.assert_allclose(scores[64], scores[8], rtol=1e-4, atol=1e-5)
+    # float32 pixel means over 4,096 vs 64 pixels, times the scale 10: about 1e-5 apart
+    np.testing.assert_allclose(scores[64], scores[8], rtol=1e-4, atol=2e-4)
     assert np.abs(scores[8]).max() <= 10.0 + 1e-4  # exp(s) starts at 10
     b = blocks[64]
+    huge = [tf.constant(1e4 * rng.standard_normal((2, 64, 64, 6)).astype("float32")) for _ in range(N)]
+    at_init = _np(b._scores(huge, None))
     b.logit_scale.assign(50.0)  # far past the cap: the sharpness is exp(min(s, log 100))
-    huge = [tf.constant(1e4 * RNG.standard_normal((2, 64, 64, 6)).astype("float32")) for _ in range(N)]
-    assert np.abs(_np(b._scores(huge, None))).max() <= 100.0 + 1e-3
-    assert np.abs(_np(b._scores(huge, None))).max() > 50.0  # the scale does reach the cap
+    capped = _np(b._scores(huge, None))
+    assert np.abs(capped).max() <= 100.0 + 1e-3
+    # The scale does reach the cap, 100 / 10 times the initial one, on any input (cosines <= 1 bound
+    # the rest; how close a random input's cosines come to 1 depends on the draw, so it is not asserted).
+    np.testing.assert_allclose(capped, 10.0 * at_init, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("mix", ["weighted", "transformer"])
