@@ -101,8 +101,8 @@ def startup_section(results):
              + "One process at a time, nothing else running in it. Each supernet compiled and built as the "
              "searcher builds it (`Supernet.build_for_fit`), then `train_step` as one `tf.function`: imports "
              "(TensorFlow, Keras, itnas_tf), build, tracing the step (forward, gradient, optimizer), the first "
-             "call's graph optimisation and instantiation (the first step's time less a later step's), and the "
-             "step.", "",
+             "call's graph optimisation and instantiation (the first step's time less a later step's; Grappler "
+             "is off without a GPU, `itnas_tf/engine/tracing.py`), and the step.", "",
              "| space | C | cells | batch | strategy | " + " | ".join(p.replace("_", " ") + " (s)" for p in STARTUP_PARTS)
              + " | to first step (s) |", "|---|---|---|---|---" + "|---" * (len(STARTUP_PARTS) + 1) + "|"]
     for row in results["startup"]:

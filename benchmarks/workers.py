@@ -52,10 +52,13 @@ def op_profile(fn, args, count=1):
 
 def train_function(model, jit=False):
     """The model's `train_step`, what `fit` runs per batch, as one `tf.function`. (`fit`'s own wrapper
-    traces ~1.6x slower; at the DARTS supernet's size that is minutes per process.)"""
+    traces ~1.6x slower; at the DARTS supernet's size that is minutes per process.) Grappler as in
+    `fit`: off where it does not pay."""
     import tensorflow as tf
 
-    return tf.function(model.train_step, jit_compile=jit)
+    from itnas_tf.engine.tracing import without_grappler
+
+    return without_grappler(tf.function(model.train_step, jit_compile=jit))
 
 
 def compile_search(model):
@@ -91,15 +94,19 @@ def built_supernet(space, strategy, mix, init_channels, layers, x, y):
 def startup_worker(ready, space, strategy, mix, init_channels, layers, batch, side, launched):
     """Start-up: wall time from the process's start (`launched`, the parent's clock at `Popen`) to the end
     of the first training step, by part, the supernet built as the searcher builds it."""
+    import tensorflow as tf
+
     from itnas_tf import spaces  # noqa: F401 (counted in the imports)
+    from itnas_tf.engine.tracing import without_grappler
 
     marks = {"imports": time.time()}
     keras.utils.set_random_seed(0)
     x, y, data = supernet_data(space, strategy, batch, side)
     model = built_supernet(space, strategy, mix, init_channels, layers, x, y)
     marks["build"] = time.time()
-    step = train_function(model)
-    step.get_concrete_function(data)
+    traced = tf.function(model.train_step)
+    traced.get_concrete_function(data)
+    step = without_grappler(traced)  # as `train_function`, traced apart so that the parts can be timed
     marks["trace"] = time.time()
     run_steps(step, (data,), 1)
     marks["first_step"] = time.time()

@@ -9,6 +9,7 @@ from absl import logging
 from keras import ops
 
 from itnas_tf.distribution import multi_worker
+from itnas_tf.engine.tracing import traced_once, without_grappler
 
 STRATEGIES = ("it", "darts")
 
@@ -126,6 +127,25 @@ class Supernet(keras.Model):
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         if not self._built_for_fit:
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    # Keras's step functions, run without Grappler where it does not pay (`engine/tracing.py`)
+    def make_train_function(self, force=False):
+        if self.train_function is None or force:
+            super().make_train_function(force)
+            self.train_function = without_grappler(self.train_function)
+        return self.train_function
+
+    def make_test_function(self, force=False):
+        if self.test_function is None or force:
+            super().make_test_function(force)
+            self.test_function = without_grappler(self.test_function)
+        return self.test_function
+
+    def make_predict_function(self, force=False):
+        if self.predict_function is None or force:
+            super().make_predict_function(force)
+            self.predict_function = without_grappler(traced_once(self.predict_function))
+        return self.predict_function
 
     def train_step(self, data):
         if self.strategy == "darts":
