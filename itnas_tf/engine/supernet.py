@@ -129,22 +129,29 @@ class Supernet(keras.Model):
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
     # Keras's step functions, run without Grappler where it does not pay (`engine/tracing.py`)
+    def _spared(self, function):
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            # with Grappler off, the mirrored chain search hung in its first step and two workers'
+            # collectives timed out (CI, 5 December): distributed steps keep TensorFlow's default
+            return function
+        return without_grappler(function)
+
     def make_train_function(self, force=False):
         if self.train_function is None or force:
             super().make_train_function(force)
-            self.train_function = without_grappler(self.train_function)
+            self.train_function = self._spared(self.train_function)
         return self.train_function
 
     def make_test_function(self, force=False):
         if self.test_function is None or force:
             super().make_test_function(force)
-            self.test_function = without_grappler(self.test_function)
+            self.test_function = self._spared(self.test_function)
         return self.test_function
 
     def make_predict_function(self, force=False):
         if self.predict_function is None or force:
             super().make_predict_function(force)
-            self.predict_function = without_grappler(traced_once(self.predict_function))
+            self.predict_function = self._spared(traced_once(self.predict_function))
         return self.predict_function
 
     def train_step(self, data):

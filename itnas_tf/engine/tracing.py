@@ -5,7 +5,8 @@ A supernet's training step is one graph of 50,000 nodes and more. Measured on 2 
 (docs/performance.md), Grappler's passes over it took 15 s of the NB201 supernet's first step and
 52 s of the 8-cell DARTS supernet's, and made its steps 1-3% faster: it pays after about 500 steps.
 Most runs on a CPU are shorter (tests, the quickstart, trials); on a GPU its layout and fusion passes
-may pay more (not measured), so there it stays on. `ITNAS_GRAPPLER=on` (or `off`) overrides.
+may pay more (not measured), so there it stays on, and so it does on distributed steps (see
+`Supernet._spared`). `ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
 """
 
 import functools
