@@ -31,8 +31,8 @@ def grappler_pays():
 
 def without_grappler(function):
     """`function` called with Grappler off (unless it pays), the process's setting restored after
-    each call, so the user's other functions keep theirs. TensorFlow instantiates a function once per
-    setting, so the switch costs nothing after the first call."""
+    each call, so the user's other functions keep theirs. TensorFlow keeps one instantiation per
+    setting, so switching at every call does not instantiate the graph again."""
     if function is None or grappler_pays():
         return function
 
