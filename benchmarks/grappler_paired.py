@@ -28,6 +28,7 @@ def main():
     import tensorflow as tf
 
     from benchmarks.workers import built_supernet, supernet_data
+    from itnas_tf.engine.tracing import OPTION
 
     keras.utils.set_random_seed(0)
     x, y, data = supernet_data(args.space, args.strategy, args.batch, args.side)
@@ -36,7 +37,7 @@ def main():
     step.get_concrete_function(data)
 
     def call(off):
-        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": off})
+        tf.config.optimizer.set_experimental_options({OPTION: off})
         start = time.perf_counter()
         for value in step(data).values():
             float(value)

@@ -62,8 +62,7 @@ def traced_once(function):
     @functools.wraps(function)
     def call(data):
         nonlocal first
-        leaves = tf.nest.flatten(data)
-        if first and all(isinstance(leaf, tf.Tensor) and leaf.shape.rank for leaf in leaves):
+        if first and all(isinstance(leaf, tf.Tensor) and leaf.shape.rank for leaf in tf.nest.flatten(data)):
             function.get_concrete_function(
                 tf.nest.map_structure(lambda t: tf.TensorSpec([None, *t.shape[1:]], t.dtype), data)
             )
