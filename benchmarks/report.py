@@ -99,7 +99,7 @@ def startup_section(results):
     lines = ["", "## Start-up: process start to the end of the first training step", "",
              (f"Measured by `{made['command']}` on: {made['machine']}. " if made else "")
              + "One process at a time, nothing else running in it. Each supernet compiled and built as the "
-             "searcher builds it (`Supernet.build_for_fit`), then `train_step` as one `tf.function`: imports "
+             "searcher builds it (its optimisers, `itnas_tf/optimizers.py`; `Supernet.build_for_fit`), then `train_step` as one `tf.function`: imports "
              "(TensorFlow, Keras, itnas_tf), build, tracing the step (forward, gradient, optimizer), the first "
              "call's graph optimisation and instantiation (the first step's time less a later step's; Grappler "
              "is off without a GPU, `itnas_tf/engine/tracing.py`), and the step.", "",

@@ -62,9 +62,13 @@ def train_function(model, jit=False):
 
 
 def compile_search(model):
+    """The searcher's optimisers (`itnas_tf.optimizers`, a cosine schedule over 50 CIFAR-10 epochs)."""
+    from itnas_tf.optimizers import SGD, Adam
+
+    schedule = keras.optimizers.schedules.CosineDecay(0.025, 50 * 391)
     model.compile(
-        optimizer=keras.optimizers.SGD(0.025, momentum=0.9, weight_decay=3e-4, global_clipnorm=5.0),
-        arch_optimizer=keras.optimizers.Adam(3e-4, beta_1=0.5, weight_decay=1e-3) if model.strategy == "darts" else None,
+        optimizer=SGD(schedule, momentum=0.9, weight_decay=3e-4, global_clipnorm=5.0),
+        arch_optimizer=Adam(3e-4, beta_1=0.5, weight_decay=1e-3) if model.strategy == "darts" else None,
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=False,
     )

@@ -1,11 +1,20 @@
-"""Keras's SGD and Adam with a decoupled weight decay that reads the learning rate once per step, and
-gradient clipping that sees the whole batch's gradient on several replicas.
+"""Keras's SGD and Adam with a decoupled weight decay that reads the learning rate once per step,
+gradient clipping that sees the whole batch's gradient on several replicas, and, on one device, one
+TensorFlow kernel per variable update.
 
 Keras (3.x, TensorFlow backend) evaluates `self.learning_rate`, a whole cosine schedule of some ten
 ops, inside the weight decay of every variable. A supernet has thousands of variables (the chain
 space at any width: 1,700), so the train step's graph carried thousands of copies of the schedule:
 on the chain supernet 21 s of its 79 s trace, and the graph optimiser's time on top. The same
 values, computed once: the decay still uses the step's learning rate, before the update.
+
+Keras then updates each variable with some ten more ops (reads, products, assignments, the default
+strategy's all-reduce identity): on the NB201 supernet (C=16, N=5, 651 variables) the optimiser was
+12,700 of the train step's 54,500 graph nodes, each traced in Python and instantiated. Without a
+`tf.distribute` strategy, the decay is one `ResourceApplyGradientDescent` and SGD's momentum update
+one `ResourceApplyKerasMomentum` per variable: TensorFlow's kernels for the same float32 expressions
+in the same order, so the values are Keras's bit for bit (tests/test_optimizers.py). Distributed
+steps keep Keras's path.
 """
 
 import keras
@@ -19,6 +28,16 @@ class _DecayWithOneLearningRate:
         if self.weight_decay is None:
             return
 
+        if _one_device():
+            learning_rate, scalars = self.learning_rate, _Scalars()
+            for variable in _tf_variables(variables):
+                if self._use_weight_decay(variable):  # v - lr * (v * wd): Keras's v - v * wd * lr
+                    tf.raw_ops.ResourceApplyGradientDescent(
+                        var=variable.handle, alpha=scalars(learning_rate, variable.dtype),
+                        delta=variable * scalars(self.weight_decay, variable.dtype),
+                    )
+            return
+
         def apply(distribution, variables, **kwargs):
             learning_rate = self.learning_rate
 
@@ -28,12 +47,49 @@ class _DecayWithOneLearningRate:
                     wd = tf.cast(self.weight_decay, variable.dtype)
                     variable.assign_sub(variable * wd * lr)
 
-            for variable in variables:
-                if isinstance(variable, keras.Variable):
-                    variable = variable.value
+            for variable in _tf_variables(variables):
                 distribution.extended.update(variable, decay, group=False)
 
         tf.__internal__.distribute.interim.maybe_merge_call(apply, self._distribution_strategy, variables)
+
+
+class _MomentumInOneKernel:
+    """SGD's update of each variable as `ResourceApplyKerasMomentum` on one device: `m = m * momentum -
+    g * lr; v += m`, as Keras's `SGD.update_step` computes it."""
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        dense = all(isinstance(g, tf.Tensor) for g in grads)
+        if not (_one_device() and dense and self.momentum and not self.nesterov):
+            return super()._backend_update_step(grads, trainable_variables, learning_rate)
+        scalars = _Scalars()
+        for gradient, variable in zip(grads, _tf_variables(trainable_variables)):
+            tf.raw_ops.ResourceApplyKerasMomentum(
+                var=variable.handle, accum=self.momentums[self._get_variable_index(variable)].value.handle,
+                lr=scalars(learning_rate, variable.dtype), grad=tf.cast(gradient, variable.dtype),
+                momentum=scalars(self.momentum, variable.dtype), use_nesterov=False,
+            )
+
+
+def _one_device():
+    """No `tf.distribute` strategy: the updates may write the variables' own handles."""
+    return not tf.distribute.has_strategy() and tf.distribute.get_replica_context() is not None
+
+
+def _tf_variables(variables):
+    return [v.value if isinstance(v, keras.Variable) else v for v in variables]
+
+
+class _Scalars:
+    """One tensor per value and dtype within one update (Keras casts one per variable)."""
+
+    def __init__(self):
+        self._made = {}
+
+    def __call__(self, value, dtype):
+        key = (id(value), dtype)
+        if key not in self._made:
+            self._made[key] = (value, tf.cast(value, dtype))
+        return self._made[key][1]
 
 
 class _ClipTheGlobalGradient:
@@ -59,7 +115,7 @@ class _ClipTheGlobalGradient:
 
 
 @keras.saving.register_keras_serializable(package="itnas_tf")
-class SGD(_ClipTheGlobalGradient, _DecayWithOneLearningRate, keras.optimizers.SGD):
+class SGD(_ClipTheGlobalGradient, _DecayWithOneLearningRate, _MomentumInOneKernel, keras.optimizers.SGD):
     pass
 
 

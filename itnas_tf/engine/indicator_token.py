@@ -13,7 +13,9 @@ MAX_SCALE = 100.0  # the cap on the learned sharpness, as Swin Transformer V2 ca
 
 def weighted_sum(weights, outputs):
     """`sum_i weights[:, i] * outputs[i]` over the outputs that are not `None` (known zeros)."""
-    terms = [weights[:, i, None, None, None] * o for i, o in enumerate(outputs) if o is not None]
+    # one unstack, not a slice per output: on a 7-op edge, ~60 fewer nodes to trace with the gradient
+    columns = ops.unstack(ops.reshape(weights, (-1, len(outputs), 1, 1, 1)), axis=1)
+    terms = [w * o for w, o in zip(columns, outputs) if o is not None]
     result = terms[0]
     for term in terms[1:]:
         result = result + term
