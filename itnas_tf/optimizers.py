@@ -17,6 +17,8 @@ in the same order, so the values are Keras's bit for bit (tests/test_optimizers.
 steps keep Keras's path.
 """
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -29,13 +31,16 @@ class _DecayWithOneLearningRate:
             return
 
         if _one_device():
-            learning_rate, scalars = self.learning_rate, _Scalars()
+            learning_rate = self.learning_rate
+
+            @functools.cache  # one cast per dtype and step (Keras casts per variable)
+            def scalars(dtype):
+                return tf.cast(learning_rate, dtype), tf.cast(self.weight_decay, dtype)
+
             for variable in _tf_variables(variables):
                 if self._use_weight_decay(variable):  # v - lr * (v * wd): Keras's v - v * wd * lr
-                    tf.raw_ops.ResourceApplyGradientDescent(
-                        var=variable.handle, alpha=scalars(learning_rate, variable.dtype),
-                        delta=variable * scalars(self.weight_decay, variable.dtype),
-                    )
+                    lr, wd = scalars(variable.dtype)
+                    tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=lr, delta=variable * wd)
             return
 
         def apply(distribution, variables, **kwargs):
@@ -61,12 +66,16 @@ class _MomentumInOneKernel:
         dense = all(isinstance(g, tf.Tensor) for g in grads)
         if not (_one_device() and dense and self.momentum and not self.nesterov):
             return super()._backend_update_step(grads, trainable_variables, learning_rate)
-        scalars = _Scalars()
+
+        @functools.cache
+        def scalars(dtype):
+            return tf.cast(learning_rate, dtype), tf.cast(self.momentum, dtype)
+
         for gradient, variable in zip(grads, _tf_variables(trainable_variables)):
+            lr, momentum = scalars(variable.dtype)
             tf.raw_ops.ResourceApplyKerasMomentum(
                 var=variable.handle, accum=self.momentums[self._get_variable_index(variable)].value.handle,
-                lr=scalars(learning_rate, variable.dtype), grad=tf.cast(gradient, variable.dtype),
-                momentum=scalars(self.momentum, variable.dtype), use_nesterov=False,
+                lr=lr, grad=tf.cast(gradient, variable.dtype), momentum=momentum, use_nesterov=False,
             )
 
 
@@ -77,19 +86,6 @@ def _one_device():
 
 def _tf_variables(variables):
     return [v.value if isinstance(v, keras.Variable) else v for v in variables]
-
-
-class _Scalars:
-    """One tensor per value and dtype within one update (Keras casts one per variable)."""
-
-    def __init__(self):
-        self._made = {}
-
-    def __call__(self, value, dtype):
-        key = (id(value), dtype)
-        if key not in self._made:
-            self._made[key] = (value, tf.cast(value, dtype))
-        return self._made[key][1]
 
 
 class _ClipTheGlobalGradient:
