@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock, weighted_sum
+from itnas_tf.engine.shared_edges import in_stateless_scope, shared_call, stateless_cond
 from itnas_tf.ops.base import register, replica_context, synchronized_batch_norms
 from itnas_tf.ops.basic import Zero
 from itnas_tf.ops.registry import make_op
@@ -84,6 +85,10 @@ class MixedLayer(keras.layers.Layer):
         where a mask renormalises them over the active candidates."""
         if candidate_mask is None:
             candidate_mask = self.fixed_mask
+        # traced once per kind of edge and called by every edge of that kind (`shared_edges.py`)
+        return shared_call(self, type(self)._mix, x, candidate_mask, weights, training)
+
+    def _mix(self, x, candidate_mask, weights, training):
         zeros = [isinstance(c, Zero) for c in self.candidates]
         if all(zeros):
             zeros[0] = False  # something must give the output its shape
@@ -114,6 +119,9 @@ class MixedLayer(keras.layers.Layer):
                 outputs.append(None)
                 continue
             shape = (ops.shape(x)[0], *self.output_shape_[1:])
+            if in_stateless_scope():  # a shared edge's trace (`shared_edges.py`)
+                outputs.append(stateless_cond(active, candidate, x, lambda c=candidate: ops.zeros(shape, c.compute_dtype)))
+                continue
             outputs.append(
                 ops.cond(active, lambda c=candidate: c(x), lambda c=candidate: ops.zeros(shape, c.compute_dtype))
             )

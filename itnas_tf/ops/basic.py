@@ -2,6 +2,7 @@
 
 import keras
 from keras import ops
+from keras.src.backend.common.stateless_scope import in_stateless_scope
 
 from itnas_tf.ops.base import Op, batch_norm, register, same_padding
 
@@ -95,6 +96,8 @@ class Pool(Op):
         self.pool_size = pool_size
 
     def _pool(self, x, padding):
+        if self.kind == "max" and in_stateless_scope():  # a shared edge's trace
+            return _max_pool(x, self.pool_size, self.stride, padding)
         fn = ops.max_pool if self.kind == "max" else ops.average_pool
         return fn(x, self.pool_size, self.stride, padding=padding)
 
@@ -114,6 +117,34 @@ class Pool(Op):
     def get_config(self):
         config = {"kind": self.kind, "stride": self.stride, "pool_size": self.pool_size}
         return {**super().get_config(), **config}
+
+
+def _max_pool(x, size, stride, padding):
+    """TensorFlow's max pooling, whose gradient pools once more: for shared edges.
+
+    oneDNN's fast gradient of a max pool reads a record its forward pass keeps, and finds it only
+    where the gradient takes the forward op's own output. A shared edge (`shared_edges.py`) hands its
+    outputs to the gradient through the function's boundary, so TensorFlow's gradient ran 5x slower
+    there; pooling again beside the gradient costs a forward pool, and the values are the same.
+    (Elsewhere Keras's pooling stays: the extra ops would reorder the sum of its input's gradients.)
+    """
+    import tensorflow as tf
+
+    window, strides, padding = [1, size, size, 1], [1, stride, stride, 1], padding.upper()
+
+    @tf.custom_gradient
+    def pool(x):
+        def gradient(upstream):
+            again = tf.nn.max_pool2d(x, window, strides, padding)
+            return tf.raw_ops.MaxPoolGrad(
+                orig_input=x, orig_output=again, grad=upstream, ksize=window, strides=strides, padding=padding
+            )
+
+        return tf.nn.max_pool2d(x, window, strides, padding), gradient
+
+    # an op of this graph for the gradient to read: inside a `cond` of a nested function, `x` may
+    # belong to the function outside the branch, which the branch's gradient cannot reach
+    return pool(tf.identity(x))
 
 
 @register
