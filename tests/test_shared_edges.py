@@ -13,13 +13,12 @@ X = RNG.standard_normal((4, 6, 6, 5)).astype("float32")  # 5 channels: no other 
 Y = np.arange(4) % 3
 
 
-def _model(ops=OPS):
+def _model():
     """Three edges of one kind, then a strided edge (a second kind)."""
     keras.utils.set_random_seed(1)
-    edges = [MixedLayer.from_ops(ops, 5, affine=False) for _ in range(3)]
-    edges.append(MixedLayer.from_ops([o for o in ops if o != "skip_connect"], 5, stride=2, affine=False))
-    model = keras.Sequential([keras.Input(X.shape[1:]), *edges, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
-    return model
+    edges = [MixedLayer.from_ops(OPS, 5, affine=False) for _ in range(3)]
+    edges.append(MixedLayer.from_ops([o for o in OPS if o != "skip_connect"], 5, stride=2, affine=False))
+    return keras.Sequential([keras.Input(X.shape[1:]), *edges, keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
 
 
 def _step(model, mask=None):
@@ -45,7 +44,7 @@ def _step(model, mask=None):
 
 def _both(monkeypatch, **kwargs):
     """The step of a model traced with sharing, and of the same model (same seed) traced without."""
-    shared = _model(**kwargs.pop("model", {}))
+    shared = _model()
     results = [(shared, _step(shared, **kwargs))]
     monkeypatch.setenv(SWITCH, "off")
     alone = _model()
