@@ -2,9 +2,9 @@
 
 An 8-cell DARTS supernet has 112 edges but 5 kinds (ops, widths, strides, map sizes); NB201's has
 90 edges and 3 kinds. Traced edge by edge, the step's graph held every edge's ops and their
-gradients: 35 s of tracing for DARTS on 2 CPU cores. Here the first edge of each kind is traced as
-a `tf.function` of its variables' values (Keras's stateless call), and every edge of that kind calls
-it with its own variables, so a kind is traced once per step function (and its gradient built once).
+gradients: 35 s of tracing for DARTS on 2 CPU cores. Here the second edge of a kind traces a
+`tf.function` of its variables' values (Keras's stateless call), and every later edge of that kind
+calls it with its own, so a kind is traced twice per step function (and its gradient built once).
 The first edge of a kind is traced on its own, as before: a kind of one edge (6 of the sampled
 chain's 11 kinds) would only pay the function's overhead. TensorFlow inlines the calls when it
 instantiates the step, so the kernels that run are the same (but a max pool's gradient, which pools
@@ -101,8 +101,8 @@ def stateless_cond(active, layer, x, otherwise):
 
 
 def _values(variables):
-    """The variables' current values, read here: passed as variables, a `cond` inside the function
-    could not build its gradient (cond_v2 asserts on their placeholders)."""
+    """The variables' current values, read at the call: the shared function takes tensors, as
+    Keras's stateless call does."""
     return [tf.convert_to_tensor(v.value) for v in variables]
 
 
