@@ -23,6 +23,7 @@ and adds that section to the same report. The sizes are in `benchmarks/sizes.py`
 
 import argparse
 import contextlib
+import gc
 import inspect
 import json
 import os
@@ -54,8 +55,11 @@ def worker_main(spec):
     if kind == "peer":  # PyTorch alone in its process, no TensorFlow loaded beside it
         from benchmarks.peer import peer_worker as worker
     else:
+        gc.disable()  # TensorFlow loads as in a command line (`itnas_tf.cli.quiet_start`)
         from benchmarks import workers
 
+        gc.enable()
+        gc.freeze()
         worker = getattr(workers, f"{kind}_worker")
     if "launched" not in inspect.signature(worker).parameters:
         spec.pop("launched")
@@ -69,7 +73,10 @@ def worker_main(spec):
 def run_workers(specs, parallel, log):
     """Runs every spec in its own process, up to `parallel` at a time; one at a time is timed while
     the others are paused. Returns the results in the order of `specs`."""
+    from itnas_tf import malloc  # not at the top: a peer worker loads no TensorFlow
+
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    env = malloc.preloaded(env) or env  # every worker, the peer's too, with the command lines' allocator
     events = queue.Queue()
     results, procs, logs = [None] * len(specs), {}, {}
     pending, ready, timing = list(range(len(specs))), [], None
@@ -217,6 +224,8 @@ def machine():
     import onnxruntime
     import tensorflow as tf
 
+    from itnas_tf import malloc
+
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         names = [line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")]
@@ -224,7 +233,7 @@ def machine():
     gpus = tf.config.list_physical_devices("GPU")
     return (f"{cpu}; {os.cpu_count()} CPUs visible; {'GPUs: ' + str(len(gpus)) if gpus else 'no GPU'}; "
             f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}")
+            f"onnxruntime {onnxruntime.__version__}; workers' allocator {malloc.library() or 'glibc'}")
 
 
 def main():

@@ -3,9 +3,9 @@
 import sys as _sys
 
 if _sys.argv[:1] == ["-m"]:  # a command line (`python -m itnas_tf.search`): before TensorFlow loads
-    from itnas_tf.cli import quiet_start as _quiet_start
+    from itnas_tf.cli import start as _start
 
-    _quiet_start()
+    _start()
 
 from itnas_tf.engine import IndicatorTokenBlock, MixedLayer, collecting_importance, mixed_layers
 from itnas_tf.genotypes import (

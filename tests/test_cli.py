@@ -1,6 +1,7 @@
 """The command lines as a newcomer meets them: what they print, and one exit code per kind of failure."""
 
 import concurrent.futures
+import json
 import os
 import pathlib
 import re
@@ -9,6 +10,7 @@ import sys
 
 import pytest
 
+from itnas_tf import malloc
 from itnas_tf.genotypes import NAMED, GenotypeError, read_genotype
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -92,3 +94,55 @@ def test_published_genotypes_by_name_on_the_command_line():
     for text, message in [(TEN_EDGES, "feed nothing"), ("", "--genotype is empty"), ("DARTS_V3", "no such published")]:
         refused = _cli("itnas_tf.flops", f"--genotype={text}")
         assert refused.returncode == 2 and message in refused.stderr and "Traceback" not in refused.stderr
+
+
+# The allocator a command line runs with (itnas_tf/malloc.py), read off the process's own memory map.
+# malloc.py is loaded by path, so that the probe starts without TensorFlow.
+MALLOC_PROBE = """
+import importlib.util, json, os
+spec = importlib.util.spec_from_file_location("malloc", "itnas_tf/malloc.py")
+malloc = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(malloc)
+malloc.restart_preloaded()
+maps = {os.path.basename(line.split()[-1]) for line in open("/proc/self/maps") if ".so" in line}
+print(json.dumps({"loaded": sorted(maps), "preload": os.environ.get("LD_PRELOAD")}))
+"""
+
+
+def _malloc_probe(**env):
+    base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ITNAS_MALLOC")}
+    proc = subprocess.run([sys.executable, "-c", MALLOC_PROBE], capture_output=True, text=True, cwd=ROOT,
+                          env={**base, **env}, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def _allocators(loaded):
+    return [name for name in loaded if any(a in name for a in malloc.CANDIDATES)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="LD_PRELOAD and /proc/self/maps are Linux's")
+def test_a_command_line_starts_again_with_a_faster_allocator_and_gives_the_environment_back():
+    if malloc.library() is None:
+        pytest.skip("neither jemalloc nor tcmalloc is installed (apt-get install libjemalloc2; .ci/run does)")
+    probe = _malloc_probe()
+    assert _allocators(probe["loaded"]) and probe["preload"] is None, probe
+    probe = _malloc_probe(LD_PRELOAD="libm.so.6")  # the user's own preload stays, and comes back
+    assert _allocators(probe["loaded"]) and probe["preload"] == "libm.so.6", probe
+    probe = _malloc_probe(ITNAS_MALLOC="system")
+    assert not _allocators(probe["loaded"]) and probe["preload"] is None, probe
+
+
+def test_only_our_own_modules_start_again():
+    assert malloc.ours(["python", "-m", "itnas_tf.search", "--epochs=1"])
+    assert malloc.ours(["python", "-u", "-m", "itnas_tf.retrain"])
+    assert not malloc.ours(["python", "-m", "pytest", "itnas_tf.search"])
+    assert not malloc.ours(["python", "-c", "import itnas_tf.search"])
+
+
+def test_an_allocator_that_is_not_there_is_refused_before_anything_starts(tmp_path):
+    env = {**os.environ, "ITNAS_MALLOC": str(tmp_path / "libnothing.so")}
+    proc = subprocess.run([sys.executable, "-m", "itnas_tf.visualize", "DARTS_V2", f"--out={tmp_path / 'x.png'}"],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    assert proc.returncode == 2 and "ITNAS_MALLOC=" in proc.stderr and "is not a file" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr and not (tmp_path / "x.png").exists()
