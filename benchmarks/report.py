@@ -134,7 +134,10 @@ def peer_section(peer):
         f"weights, `mix={peer['mix']}`, the default). xautodl: the weight step of its DARTS search (the "
         "alphas fixed), in PyTorch's default NCHW layout and in `channels_last`. Forward: one batch in "
         "inference mode, the per-batch cost of a selection pass. To first step: from the process's start to the "
-        f"end of its first training step, with up to {peer.get('parallel', 2)} processes starting at once.", "",
+        "end of its first training step, "
+        + (f"with up to {peer.get('parallel', 2)} processes starting at once." if peer.get("parallel", 2) > 1
+           else "one process starting at a time.")
+        + " Both implementations run with the allocator named above (a command line's, `itnas_tf/malloc.py`).", "",
         "| space | C | cells | batch | implementation | train step (s) | forward / batch (s) | peak memory (MB) "
         "| to first step (s) | step: ours / this | memory: ours / this | to first step: ours / this |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
