@@ -7,6 +7,12 @@ on first use, so that `export.predict` never imports TensorFlow.
 """
 
 import importlib
+import sys as _sys
+
+if _sys.argv[:1] == ["-m"] and any(a == "-m" and b == "export" for a, b in zip(_sys.orig_argv, _sys.orig_argv[1:])):
+    # `python -m export`: runpy imports this package while `argv[0]` is still "-m", and sets it to the
+    # path of `__main__.py` before running it, too late for itnas_tf's quiet start there
+    import itnas_tf  # noqa: F401
 
 _HOMES = {
     "export.budget": ("MOBILE_MADDS", "BudgetError", "check_budget"),

@@ -50,8 +50,9 @@ def preloaded(environ):
 
 
 def ours(argv):
-    """Whether `argv` (`sys.orig_argv`) runs one of our modules with `-m`."""
-    return any(a == "-m" and b.startswith("itnas_tf.") for a, b in zip(argv, argv[1:]))
+    """Whether `argv` (`sys.orig_argv`) runs one of our command lines with `-m`: `itnas_tf.X` or
+    `export` (not `export.predict`, which runs without TensorFlow)."""
+    return any(a == "-m" and (b.startswith("itnas_tf.") or b == "export") for a, b in zip(argv, argv[1:]))
 
 
 def restart_preloaded():

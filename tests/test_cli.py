@@ -136,6 +136,8 @@ def test_a_command_line_starts_again_with_a_faster_allocator_and_gives_the_envir
 def test_only_our_own_modules_start_again():
     assert malloc.ours(["python", "-m", "itnas_tf.search", "--epochs=1"])
     assert malloc.ours(["python", "-u", "-m", "itnas_tf.retrain"])
+    assert malloc.ours(["python", "-m", "export", "--checkpoint=runs/retrain"])
+    assert not malloc.ours(["python", "-m", "export.predict", "--model=runs/retrain/export"])  # no TensorFlow
     assert not malloc.ours(["python", "-m", "pytest", "itnas_tf.search"])
     assert not malloc.ours(["python", "-c", "import itnas_tf.search"])
 
@@ -146,3 +148,9 @@ def test_an_allocator_that_is_not_there_is_refused_before_anything_starts(tmp_pa
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert proc.returncode == 2 and "ITNAS_MALLOC=" in proc.stderr and "is not a file" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "x.png").exists()
+
+
+def test_the_export_command_line_starts_quiet_too():
+    # runpy sets argv[0] to export/__main__.py's path before running it; the package starts itnas_tf
+    proc = _cli("export", "--helpshort")  # absl's help exits 1
+    assert "--checkpoint" in proc.stdout + proc.stderr and "cuda" not in proc.stderr.lower(), proc.stderr[-2000:]
