@@ -6,7 +6,8 @@ faulting pages back in (perf, docs/performance.md). Preloaded, jemalloc took the
 first step from 9 s to 6 s and the 8-cell DARTS supernet's from 38 s to 31 s, later steps no slower
 and every value the same. A running process cannot change its allocator, so a command line
 (`python -m itnas_tf.search`, ...) that finds one starts itself again with it in `LD_PRELOAD`, before
-TensorFlow loads. Its own subprocesses get the environment it was started with.
+TensorFlow loads. Its own subprocesses get the environment it was started with. The command lines
+that time models for deployment (`itnas_tf.latency`, `export`) keep the system's allocator.
 
 `ITNAS_MALLOC`: `auto` (the default: jemalloc, else tcmalloc, else glibc's), `system` (glibc's), or
 the path of an allocator's shared library.
@@ -49,10 +50,15 @@ def preloaded(environ):
     return {**environ, PRELOAD: f"{lib}:{current}" if current else lib}
 
 
+# They time models for deployment (a latency table, an export's latency check), where the allocator is
+# the deployed program's: they keep the system's.
+MEASURING = ("itnas_tf.latency",)
+
+
 def ours(argv):
-    """Whether `argv` (`sys.orig_argv`) runs one of our command lines with `-m`: `itnas_tf.X` or
-    `export` (not `export.predict`, which runs without TensorFlow)."""
-    return any(a == "-m" and (b.startswith("itnas_tf.") or b == "export") for a, b in zip(argv, argv[1:]))
+    """Whether `argv` (`sys.orig_argv`) runs one of our training command lines with `-m`
+    (`itnas_tf.X`, but not those of `MEASURING`; not `export`)."""
+    return any(a == "-m" and b.startswith("itnas_tf.") and b not in MEASURING for a, b in zip(argv, argv[1:]))
 
 
 def restart_preloaded():
