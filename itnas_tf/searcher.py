@@ -19,6 +19,7 @@ from itnas_tf import checkpoint, console, distribution, plots, precision, run_di
 from itnas_tf.counting import count
 from itnas_tf.data import DataError, search_data, streaming_search_data
 from itnas_tf.engine import collecting_importance, set_ranking
+from itnas_tf.engine.variables import bare_variable_names
 from itnas_tf.networks import target_network
 from itnas_tf.optimizers import SGD, Adam
 from itnas_tf.results import write_json_atomic, write_text_atomic
@@ -262,7 +263,8 @@ class Searcher:
         network = target_network(
             c["space"], genotype, self.data.num_classes, c.get("target_channels"), c.get("target_layers")
         )
-        cost = count(network, self.data.image_shape)
+        with bare_variable_names():  # counting builds it: 1,398 variables for DARTS's (`engine/variables.py`)
+            cost = count(network, self.data.image_shape)
         return {
             "network": type(network).__name__,
             "init_channels": network.init_channels,

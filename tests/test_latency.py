@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 from export.convert import to_onnx
-from export.latency_table import measure_onnx_ms
 from export.runtimes import load_onnx
 from itnas_tf import checkpoint
 from itnas_tf.chain_searcher import ChainSearcher
@@ -136,10 +135,15 @@ def test_a_budgeted_search_selects_a_network_that_meets_the_budget_when_measured
     assert any("ms_saved" in step for step in b["replacements"])
     genotype = ChainGenotype.from_json(result["genotype"])
     assert b["latency_ms"] == pytest.approx(table(genotype.ops))
-    network = ChainNetwork(genotype)
-    network(np.zeros((1, 224, 224, 3), "float32"), training=False)
-    measured = measure_onnx_ms(network, (224, 224, 3), table.record["threads"], 30)
-    assert measured <= budget * 1.15, (measured, budget)  # within the 15% the model is accepted with
+    # Measured now against a check network measured with the table, the two run alternately: the table's
+    # milliseconds are those of its moment, and CI's other test worker loads this one's moments unevenly
+    anchor = min(table.record["check"]["networks"], key=lambda r: abs(r["measured_ms"] - b["latency_ms"]))
+    networks = []
+    for chosen in (genotype, table.genotype(anchor["ops"])):
+        networks.append(ChainNetwork(chosen))
+        networks[-1](np.zeros((1, 224, 224, 3), "float32"), training=False)
+    measured = _paired_slowdown(*networks, (224, 224, 3), rounds=30) * anchor["measured_ms"]
+    assert measured <= budget * 1.15, (measured, budget, anchor["name"])  # the 15% the model is accepted with
 
 
 def _extremes(table, cost):

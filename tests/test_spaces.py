@@ -131,3 +131,39 @@ def test_first_eager_call_builds_what_keras_symbolic_build_does(space, layers):
     assert list(built[0]) == list(built[1])
     for path in built[0]:
         np.testing.assert_array_equal(built[0][path], built[1][path], err_msg=path)
+
+
+@pytest.mark.parametrize("strategy", ["it", "darts"])
+def test_built_for_fit_the_variables_have_bare_tensorflow_names_and_the_same_paths_and_values(strategy, monkeypatch):
+    """`build_for_fit` makes the variables under their bare TensorFlow names, which eager TensorFlow
+    makes with one cached kernel (`engine/variables.py`); Keras's paths and every initial value, the
+    optimizers' included, are those of a build under the layers' scopes."""
+    import contextlib
+
+    from itnas_tf.engine import supernet
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(4, 8, 8, 3)).astype("float32"), rng.integers(0, 3, 4)
+    built, names = [], []
+    for bare in (False, True):
+        if not bare:
+            monkeypatch.setattr(supernet, "bare_variable_names", contextlib.nullcontext)
+        keras.backend.clear_session()  # the same layer names
+        keras.utils.set_random_seed(0)
+        model = spaces.supernet("nb201", 3, init_channels=4, layers=1, strategy=strategy)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        optimizers = [model.optimizer] + ([model.arch_optimizer] if strategy == "darts" else [])
+
+        def variables():
+            return [*model.variables, *(v for o in optimizers for v in o.variables)]
+
+        made_before = {id(v) for v in variables()}  # alphas, the optimizers' step counts
+        model.build_for_fit((x, y))
+        monkeypatch.undo()
+        built.append({v.path: v.numpy() for v in variables()})
+        names.append([v.value.name for v in variables() if id(v) not in made_before])
+    assert len(built[1]) > 100 and list(built[0]) == list(built[1])  # paths unique, in the same order
+    for path in built[0]:
+        np.testing.assert_array_equal(built[0][path], built[1][path], err_msg=path)
+    assert all("/" in name for name in names[0]) and not any("/" in name for name in names[1])
