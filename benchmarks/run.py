@@ -75,8 +75,8 @@ def run_workers(specs, parallel, log):
     the others are paused. Returns the results in the order of `specs`."""
     from itnas_tf import malloc  # not at the top: a peer worker loads no TensorFlow
 
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
-    env = malloc.preloaded(env) or env  # every worker, the peer's too, with the command lines' allocator
+    system = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(ROOT)}
+    preloaded = malloc.preloaded(system) or system  # the training workers, the peer's too: the command lines'
     events = queue.Queue()
     results, procs, logs = [None] * len(specs), {}, {}
     pending, ready, timing = list(range(len(specs))), [], None
@@ -85,7 +85,9 @@ def run_workers(specs, parallel, log):
         logs[i] = tempfile.TemporaryFile("w+")
         spec = json.dumps({**specs[i], "launched": time.time()})  # the start-up part's clock starts here
         procs[i] = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.run", "--worker", spec], cwd=ROOT, env=env,
+            [sys.executable, "-m", "benchmarks.run", "--worker", spec], cwd=ROOT,
+            # serving times models for deployment, as `itnas_tf.latency` and `export` do: the system's allocator
+            env=system if specs[i]["kind"] == "serving" else preloaded,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=logs[i], text=True,
         )
         threading.Thread(target=lambda: [events.put((i, line)) for line in procs[i].stdout] + [events.put((i, None))],
@@ -233,7 +235,8 @@ def machine():
     gpus = tf.config.list_physical_devices("GPU")
     return (f"{cpu}; {os.cpu_count()} CPUs visible; {'GPUs: ' + str(len(gpus)) if gpus else 'no GPU'}; "
             f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
-            f"onnxruntime {onnxruntime.__version__}; workers' allocator {malloc.library() or 'glibc'}")
+            f"onnxruntime {onnxruntime.__version__}; workers' allocator {malloc.library() or 'glibc'} "
+            "(serving: the system's)")
 
 
 def main():
