@@ -102,17 +102,25 @@ def startup_section(results):
              "searcher builds it (its optimisers, `itnas_tf/optimizers.py`; `Supernet.build_for_fit`), then `train_step` as one `tf.function`: imports "
              "(TensorFlow, Keras, itnas_tf), build, tracing the step (forward, gradient, optimizer), the first "
              "call's graph optimisation and instantiation (the first step's time less a later step's; Grappler "
-             "is off without a GPU, `itnas_tf/engine/tracing.py`), and the step.", "",
+             "is off without a GPU, `itnas_tf/engine/tracing.py`), and the step. Each row is the run with the "
+             "median time to the first step, of several (the rows run in turn); the last column is the range "
+             "over its runs.", "",
              "| space | C | cells | batch | strategy | " + " | ".join(p.replace("_", " ") + " (s)" for p in STARTUP_PARTS)
-             + " | to first step (s) |", "|---|---|---|---|---" + "|---" * (len(STARTUP_PARTS) + 1) + "|"]
+             + " | to first step (s) | runs (s) |", "|---|---|---|---|---" + "|---" * (len(STARTUP_PARTS) + 2) + "|"]
     for row in results["startup"]:
         chain = row["space"] == "proxyless"
         lines.append(
             f"| {row['space']} | {'reference widths' if chain else row['init_channels']} | "
             f"{'21 layers' if chain else cells(row['space'], row['layers'])} | {row['batch']} | {row['strategy']} | "
-            + " | ".join(f"{row['parts'][p]:.1f}" for p in STARTUP_PARTS) + f" | {row['startup_s']:.1f} |"
+            + " | ".join(f"{row['parts'][p]:.1f}" for p in STARTUP_PARTS) + f" | {row['startup_s']:.1f} | {spread(row)} |"
         )
     return lines
+
+
+def spread(row):
+    """`min-max of n` over a start-up row's runs; "1 run" for figures measured before rows were repeated."""
+    runs = row.get("runs_s", [row["startup_s"]])
+    return f"{min(runs):.1f}-{max(runs):.1f} of {len(runs)}" if len(runs) > 1 else "1 run"
 
 
 def startup(row, other=None):

@@ -8,6 +8,8 @@ steps run alone: the other workers are paused (SIGSTOP) meanwhile. `--quick` run
 toy sizes, for the smoke test.
 
 Parts:
+- startup: process start to the end of the first training step of each supernet, by part; each row
+  runs `STARTUP_RUNS` times, one process at a time, and shows its median run;
 - supernet: training step, forward pass (the selection cost per batch) and peak memory of the IT
   strategy (`weighted` and `transformer` mix) and the DARTS strategy (first-order: an alpha step on
   a valid batch, then the weight step), same network;
@@ -38,7 +40,7 @@ import threading
 import time
 
 from benchmarks.report import render
-from benchmarks.sizes import EDGE_OPS, FAST_PATHS, ONLY_WITH_ALL, PEER_LAYOUTS, SIZES, VARIANTS, cells
+from benchmarks.sizes import EDGE_OPS, FAST_PATHS, ONLY_WITH_ALL, PEER_LAYOUTS, SIZES, STARTUP_RUNS, VARIANTS, cells
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -137,8 +139,8 @@ PARTS = ("startup", "supernet", "edge", "pipeline", "serving")
 def plan(sizes, everything=False):
     """Every worker spec of a run, by part."""
     parts = {part: [] for part in PARTS}
-    for net in sizes["startup"]:
-        parts["startup"].append({"kind": "startup", "mix": "weighted", **net})
+    for _ in range(STARTUP_RUNS):  # the rows in turn, so that a slow spell of the machine touches each alike
+        parts["startup"] += [{"kind": "startup", "mix": "weighted", **net} for net in sizes["startup"]]
     for net in sizes["supernets"]:
         for strategy, mix in VARIANTS:
             if (net["space"], strategy, mix) in ONLY_WITH_ALL and not everything:
@@ -186,10 +188,23 @@ def measure(sizes, parallel, everything, log, only=None):
         specs = [spec for name in names if name in parts for spec in parts[name]]
         results = iter(run_workers(specs, part_parallel, log))
         measured.update({name: [{**spec, **next(results)} for spec in parts[name]] for name in names if name in parts})
+    if "startup" in measured:
+        measured["startup"] = median_runs(measured["startup"])
     if "edge" in measured:
         edge = measured["edge"][0]
         measured["edge"] = [{**point, "side": edge["side"], "step_s": t} for point, t in zip(edge["points"], edge["step_s"])]
     return measured
+
+
+def median_runs(rows):
+    """One start-up row per supernet: its run with the median time to the first step (and that run's
+    parts, which add up to it), with every run's time in `runs_s`."""
+    runs = {}
+    for row in rows:
+        spec = json.dumps({k: v for k, v in row.items() if k not in ("startup_s", "parts")}, sort_keys=True)
+        runs.setdefault(spec, []).append(row)
+    return [{**sorted(same, key=lambda r: r["startup_s"])[(len(same) - 1) // 2], "runs_s": [r["startup_s"] for r in same]}
+            for same in runs.values()]
 
 
 def measure_peer(sizes, parallel, log):

@@ -51,8 +51,10 @@ SIZES = {
         ],
     },
 }
+# Each start-up row is run this many times, the rows in turn: its first call varies by a third from run to run
+STARTUP_RUNS = 3
 VARIANTS = [("it", "weighted"), ("it", "transformer"), ("darts", "weighted")]
-# Left out unless --all: tracing it alone takes ~7 min here, which would break the 15-minute default.
+# Left out unless --all: tracing it alone takes ~7 min here, which the default run would add.
 ONLY_WITH_ALL = {("darts", "it", "transformer")}
 FAST_PATHS = [("float32", False), ("float32", True), ("mixed_bfloat16", False)]  # (dtype policy, XLA)
 PEER_LAYOUTS = ("nchw", "channels_last")

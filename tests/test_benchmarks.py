@@ -8,10 +8,13 @@ import json
 import math
 import os
 import pathlib
+import statistics
 import subprocess
 import sys
 
 import pytest
+
+from benchmarks.sizes import STARTUP_RUNS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -49,6 +52,8 @@ def test_quick_benchmark_measures_every_part_and_writes_the_report(tmp_path):
     assert all(v >= 0 for v in parts.values()) and parts["imports"] > 0 and parts["trace"] > 0
     # the parts add up to the wall time from the process's start to the end of its first step
     assert abs(sum(parts.values()) - startup["startup_s"]) < 1e-6
+    # the row is the median of its runs
+    assert len(startup["runs_s"]) == STARTUP_RUNS and startup["startup_s"] == statistics.median(startup["runs_s"])
     assert "## Start-up" in report
 
     # --only remeasures one part and keeps the others' figures
@@ -96,6 +101,20 @@ def test_quick_peer_run_measures_both_implementations_and_keeps_the_default_run(
     assert "## Against the PyTorch reference (xautodl)" in report and "### Where the time goes" in report
     assert "## Supernet: IT against DARTS" in report  # the default run's sections stay
     assert report.count("xautodl DARTS, channels_last") == 2
+
+
+def test_a_start_up_row_is_its_median_run_with_the_range_beside_it():
+    from benchmarks.report import spread
+    from benchmarks.run import median_runs
+
+    darts, nb201 = {"kind": "startup", "space": "darts"}, {"kind": "startup", "space": "nb201"}
+    rows = [{**net, "startup_s": total, "parts": {"build": total}}  # the rows in turn, as `plan` runs them
+            for totals in ((61.0, 15.5), (50.0, 18.0), (48.0, 17.0)) for net, total in zip((darts, nb201), totals)]
+    merged = median_runs(rows)
+    assert [row["space"] for row in merged] == ["darts", "nb201"]
+    assert [(row["startup_s"], row["parts"]["build"]) for row in merged] == [(50.0, 50.0), (17.0, 17.0)]
+    assert merged[0]["runs_s"] == [61.0, 50.0, 48.0] and spread(merged[0]) == "48.0-61.0 of 3"
+    assert spread({"startup_s": 50.0}) == "1 run"  # figures from before the rows were repeated
 
 
 def test_bad_arguments_are_refused():
