@@ -197,7 +197,8 @@ def latency_section(table):
         "## Chain latency table", "",
         f"Made by `python -m itnas_tf.latency --output=benchmarks/results/latency_table.json` (then "
         f"`python -m benchmarks.run --report_only`) on: {table['cpu']}, onnxruntime {table['onnxruntime']}, "
-        f"{table['threads']} thread(s), batch 1, median of {table['runs']} warm runs. The chain network at "
+        f"{table['threads']} thread(s), batch 1, median of {table['runs']} warm runs, every part and whole network "
+        f"timed in turn. The chain network at "
         f"{table['input_size']}x{table['input_size']}, {table['num_classes']} classes, widths "
         f"`{json.dumps(table['widths'])}`{', SE' if table['se'] else ''}. Each network's predicted latency is "
         "the sum of its parts' in the table; measured, the whole network exported to ONNX. `random_k`: random "

@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+import export.latency
 from export.convert import to_onnx
 from export.runtimes import load_onnx
 from itnas_tf import checkpoint
@@ -68,6 +69,26 @@ def test_an_existing_table_is_kept_and_a_table_for_other_sizes_refused(tiny_tabl
     other.write_text("{}")
     with pytest.raises(LatencyError, match="is not a latency table"):
         LatencyTable.load(other)
+
+
+def test_every_graph_is_timed_in_turn_on_its_warm_second_call(monkeypatch):
+    """A machine that halves its speed halfway through: each graph's median sees both halves alike, where
+    one graph after another would put all of the first in the fast half and all of the second in the
+    slow. On a clock the calls advance, so the figures are exact."""
+    clock, calls = [0.0], []
+    monkeypatch.setattr(export.latency.time, "perf_counter", lambda: clock[0])
+
+    def graph(name, cost):
+        def run(x):
+            assert x.shape == (1, 4, 4, 3)
+            cold = 100.0 if not calls or calls[-1] != name else 0.0  # first of its pair: weights not in cache
+            calls.append(name)
+            clock[0] += (cost + cold) * (2 if len(calls) > 2 * 2 * (export.latency.WARMUP + 15) else 1)
+        return run, (4, 4, 3)
+
+    ms = export.latency.interleaved_median_ms({"a": graph("a", 1.0), "b": graph("b", 3.0)}, runs_each=30)
+    assert calls == ["a", "a", "b", "b"] * (export.latency.WARMUP + 30)
+    assert ms == {"a": pytest.approx(1.5e3), "b": pytest.approx(4.5e3)}  # 15 fast and 15 slow rounds each
 
 
 def _tiny_search(tmp_path, **settings):
@@ -135,8 +156,8 @@ def test_a_budgeted_search_selects_a_network_that_meets_the_budget_when_measured
     assert any("ms_saved" in step for step in b["replacements"])
     genotype = ChainGenotype.from_json(result["genotype"])
     assert b["latency_ms"] == pytest.approx(table(genotype.ops))
-    # Measured now against a check network measured with the table, the two run alternately: the table's
-    # milliseconds are those of its moment, and CI's other test worker loads this one's moments unevenly
+    # Measured now against a check network measured with the table, the two run alternately: the machine's
+    # speed now (CI's other test worker) is not the speed the table was measured at
     anchor = min(table.record["check"]["networks"], key=lambda r: abs(r["measured_ms"] - b["latency_ms"]))
     networks = []
     for chosen in (genotype, table.genotype(anchor["ops"])):
