@@ -1,11 +1,11 @@
 """`python -m itnas_tf.latency --output=latency.json`: the chain space's latency table on this CPU.
 
 Measures every candidate block at every position, and the fixed parts, as tiny ONNX graphs run by
-onnxruntime at batch 1 (`export.latency_table`), with whole networks to check the additive model
-against (`--check_networks` random chains, ProxylessNAS-GPU's and MobileNetV2's ops), every graph
-timed in turn with the others; refuses to write a
-table whose mean error is over 15% unless `--allow_model_error`. `python -m itnas_tf.search
---latency_table=latency.json --max_latency_ms=...` selects under it.
+onnxruntime at batch 1 (`export.latency_table`), and whole networks to check the additive model
+against (`--check_networks` random chains, ProxylessNAS-GPU's and MobileNetV2's ops), every graph in
+turn with the others; refuses to write a table whose mean error is over 15% unless
+`--allow_model_error`. `python -m itnas_tf.search --latency_table=latency.json --max_latency_ms=...`
+selects under it.
 """
 
 import itnas_tf  # noqa: F401 (first: a command line's quiet start, before TensorFlow loads)
