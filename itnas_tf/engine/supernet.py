@@ -133,8 +133,9 @@ class Supernet(keras.Model):
     # Keras's step functions, run without Grappler where it does not pay (`engine/tracing.py`)
     def _spared(self, function):
         if self.distribute_strategy.num_replicas_in_sync > 1:
-            # with Grappler off, the mirrored chain search hung in its first step and two workers'
-            # collectives timed out (CI, 5 December): distributed steps keep TensorFlow's default
+            # with Grappler off, the mirrored chain search's first step had not ended after 7 minutes
+            # (sampled in TensorFlow's classic CSE over the unpruned graph) and two workers'
+            # collectives timed out (docs/performance.md): distributed steps keep TensorFlow's default
             return function
         return without_grappler(function)
 
