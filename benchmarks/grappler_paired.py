@@ -2,9 +2,10 @@
 
     python -m benchmarks.grappler_paired --space nb201 --strategy it [--layers 5] [--steps 10]
 
-The step is traced once, then instantiated with Grappler off and on (`disable_meta_optimizer`) and
-called alternately, so the two step-time medians share the machine's state. Prints the first call of
-each (graph optimisation and instantiation included) and the steps, as JSON.
+The step is traced once, then instantiated with Grappler off (`disable_meta_optimizer`), lean (its
+model pruner alone, as the supernets' steps run on a CPU: `itnas_tf/engine/tracing.py`) and on, and
+called in turn, so the step-time medians share the machine's state. Prints the first call of each
+(graph optimisation and instantiation included) and the steps, as JSON.
 """
 
 import argparse
@@ -28,31 +29,33 @@ def main():
     import tensorflow as tf
 
     from benchmarks.workers import built_supernet, supernet_data
-    from itnas_tf.engine.tracing import OPTION
+    from itnas_tf.engine.tracing import lean_grappler
 
     keras.utils.set_random_seed(0)
     x, y, data = supernet_data(args.space, args.strategy, args.batch, args.side)
     model = built_supernet(args.space, args.strategy, "weighted", args.channels, args.layers, x, y)
     step = tf.function(model.train_step)
     step.get_concrete_function(data)
+    calls = {"off": step, "lean": lean_grappler(step), "on": step}
 
-    def call(off):
-        tf.config.optimizer.set_experimental_options({OPTION: off})
+    def call(mode):
+        tf.config.optimizer.set_experimental_options({"disable_meta_optimizer": mode == "off"})
         start = time.perf_counter()
-        for value in step(data).values():
+        for value in calls[mode](data).values():
             float(value)
         return time.perf_counter() - start
 
-    first = {off: call(off) for off in (True, False)}
-    steps = {True: [], False: []}
+    modes = list(calls)
+    first = {mode: call(mode) for mode in modes}
+    steps = {mode: [] for mode in modes}
     for i in range(args.steps):
-        for off in (True, False) if i % 2 else (False, True):
-            steps[off].append(call(off))
+        for mode in modes[i % 3:] + modes[:i % 3]:
+            steps[mode].append(call(mode))
     print(json.dumps({
         **vars(args),
-        **{("grappler off" if off else "grappler on"): {
-            "first_call_s": round(first[off], 3), "step_median_s": round(statistics.median(t), 4),
-            "steps_s": [round(v, 4) for v in t]} for off, t in steps.items()},
+        **{f"grappler {mode}": {
+            "first_call_s": round(first[mode], 3), "step_median_s": round(statistics.median(t), 4),
+            "steps_s": [round(v, 4) for v in t]} for mode, t in steps.items()},
     }, indent=1))
 
 

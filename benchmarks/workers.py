@@ -53,12 +53,12 @@ def op_profile(fn, args, count=1):
 def train_function(model, jit=False):
     """The model's `train_step`, what `fit` runs per batch, as one `tf.function`. (`fit`'s own wrapper
     traces ~1.6x slower; at the DARTS supernet's size that is minutes per process.) Grappler as in
-    `fit`: off where it does not pay."""
+    `fit`: its pruner alone where the rest does not pay."""
     import tensorflow as tf
 
-    from itnas_tf.engine.tracing import without_grappler
+    from itnas_tf.engine.tracing import lean_grappler
 
-    return without_grappler(tf.function(model.train_step, jit_compile=jit))
+    return lean_grappler(tf.function(model.train_step, jit_compile=jit))
 
 
 def compile_search(model):
@@ -101,7 +101,7 @@ def startup_worker(ready, space, strategy, mix, init_channels, layers, batch, si
     import tensorflow as tf
 
     from itnas_tf import spaces  # noqa: F401 (counted in the imports)
-    from itnas_tf.engine.tracing import without_grappler
+    from itnas_tf.engine.tracing import lean_grappler
 
     marks = {"imports": time.time()}
     keras.utils.set_random_seed(0)
@@ -110,7 +110,7 @@ def startup_worker(ready, space, strategy, mix, init_channels, layers, batch, si
     marks["build"] = time.time()
     traced = tf.function(model.train_step)
     traced.get_concrete_function(data)
-    step = without_grappler(traced)  # as `train_function`, traced apart so that the parts can be timed
+    step = lean_grappler(traced)  # as `train_function`, traced apart so that the parts can be timed
     marks["trace"] = time.time()
     run_steps(step, (data,), 1)
     marks["first_step"] = time.time()

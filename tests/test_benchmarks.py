@@ -141,11 +141,11 @@ def test_top2_rule_counts_the_edges_that_ranking_by_a_would_change(tmp_path):
     assert f"| {path} | 0.400-0.900 | " in proc.stdout and " | 2 of 16 |" in proc.stdout, proc.stdout
 
 
-def test_grappler_paired_times_both_instantiations_of_one_traced_step():
+def test_grappler_paired_times_each_instantiation_of_one_traced_step():
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.grappler_paired", "--channels=4", "--layers=1", "--batch=8", "--side=16",
          "--steps=2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     figures = json.loads(proc.stdout)
-    for way in ("grappler off", "grappler on"):
+    for way in ("grappler off", "grappler lean", "grappler on"):
         assert len(figures[way]["steps_s"]) == 2 and figures[way]["first_call_s"] > figures[way]["step_median_s"] > 0

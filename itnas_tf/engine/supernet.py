@@ -9,7 +9,7 @@ from absl import logging
 from keras import ops
 
 from itnas_tf.distribution import multi_worker
-from itnas_tf.engine.tracing import traced_once, without_grappler
+from itnas_tf.engine.tracing import lean_grappler, traced_once
 from itnas_tf.engine.variables import bare_variable_names
 
 STRATEGIES = ("it", "darts")
@@ -130,14 +130,10 @@ class Supernet(keras.Model):
         if not self._built_for_fit:
             super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
 
-    # Keras's step functions, run without Grappler where it does not pay (`engine/tracing.py`)
+    # Keras's step functions, run with Grappler's pruner alone where the rest does not pay
+    # (`engine/tracing.py`); a distributed step also merges its replicas' common subgraphs
     def _spared(self, function):
-        if self.distribute_strategy.num_replicas_in_sync > 1:
-            # with Grappler off, the mirrored chain search's first step had not ended after 7 minutes
-            # (sampled in TensorFlow's classic CSE over the unpruned graph) and two workers'
-            # collectives timed out (docs/performance.md): distributed steps keep TensorFlow's default
-            return function
-        return without_grappler(function)
+        return lean_grappler(function, distributed=self.distribute_strategy.num_replicas_in_sync > 1)
 
     def make_train_function(self, force=False):
         if self.train_function is None or force:

@@ -1,26 +1,38 @@
-"""What the supernets' Keras step functions are spared: Grappler where it does not pay, and a second
-trace of the selection pass.
+"""What the supernets' Keras step functions are spared: Grappler's optimising passes where they do
+not pay, and a second trace of the selection pass.
 
 A supernet's training step is one graph of 50,000 nodes and more. Measured on 2 CPU cores
 (docs/performance.md), Grappler's passes over it took 15 s of the NB201 supernet's first step and
 52 s of the 8-cell DARTS supernet's, and made its steps 1-3% faster: it pays after about 500 steps.
-Most runs on a CPU are shorter (tests, the quickstart, trials); on a GPU its layout and fusion passes
-may pay more (not measured), so there it stays on, and so it does on distributed steps (see
-`Supernet._spared`). `ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
+Most runs on a CPU are shorter (tests, the quickstart, trials), so there Grappler keeps only its
+model pruner, which drops the nodes no output needs before TensorFlow's own passes walk the graph:
+the same step, bit for bit, as with Grappler off, and its first call 1-4 s sooner (DARTS, NB201).
+A distributed step also keeps Grappler's common-subgraph elimination: its replicas trace the same
+ops once each, and TensorFlow's classic CSE took minutes merging them in the mirrored chain's
+graph. On a GPU the layout and fusion passes may pay more (not measured), so there Grappler runs
+whole.
+`ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
 """
 
 import functools
 import os
 
 import tensorflow as tf
+from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 
-OPTION = "disable_meta_optimizer"
+# The per-call options are the only way to choose Grappler's passes for one function, or to reach its
+# TFG pipeline and its second iteration at all: `tf.config.optimizer` switches whole passes off, for
+# every function of the process.
+from tensorflow.python.eager import context
+
 SWITCH = "ITNAS_GRAPPLER"
+PASSES = ("pruning",)
+DISTRIBUTED_PASSES = ("pruning", "common_subgraph_elimination")
 
 
 def grappler_pays():
-    """Whether Grappler runs on the supernets' steps: `$ITNAS_GRAPPLER` (`on`/`off`), else only where a
-    GPU is visible."""
+    """Whether Grappler runs whole on the supernets' steps: `$ITNAS_GRAPPLER` (`on`/`off`), else only
+    where a GPU is visible."""
     choice = os.environ.get(SWITCH, "auto").lower()
     if choice not in ("on", "off", "auto"):
         raise ValueError(f"{SWITCH}={choice!r}: set it to on, off or auto (the default: on with a GPU).")
@@ -29,23 +41,43 @@ def grappler_pays():
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def without_grappler(function):
-    """`function` called with Grappler off (unless it pays), the process's setting restored after
-    each call, so the user's other functions keep theirs. TensorFlow keeps one instantiation per
-    setting, so switching at every call does not instantiate the graph again."""
+def lean_grappler(function, distributed=False):
+    """`function` called with Grappler reduced to `PASSES` (`DISTRIBUTED_PASSES` for a step of several
+    replicas), unless it pays. Set per call on the calling thread and restored after it, so the user's
+    other functions keep theirs; a process that switched Grappler off keeps it off. TensorFlow keeps
+    one instantiation per setting, so switching at every call does not instantiate the graph again."""
     if function is None or grappler_pays():
         return function
+    passes = DISTRIBUTED_PASSES if distributed else PASSES
+    made = {}  # the caller's serialised options -> the lean ones
 
     @functools.wraps(function)
     def call(*args, **kwargs):
-        before = tf.config.optimizer.get_experimental_options().get(OPTION, False)
-        tf.config.optimizer.set_experimental_options({OPTION: True})
+        ctx = context.context()
+        before = ctx.function_call_options
+        key = before.config_proto_serialized
+        if key not in made:
+            made.clear()
+            made[key] = _lean_options(before, passes)
+        ctx.function_call_options = made[key]
         try:
             return function(*args, **kwargs)
         finally:
-            tf.config.optimizer.set_experimental_options({OPTION: before})
+            ctx.function_call_options = before
 
     return call
+
+
+def _lean_options(options, passes):
+    config = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
+    rewrite = config.graph_options.rewrite_options
+    if rewrite.disable_meta_optimizer:
+        return options
+    del rewrite.optimizers[:]
+    rewrite.optimizers.extend(passes)  # a list of passes runs those alone, in that order
+    rewrite.disable_tfg_optimizer = True
+    rewrite.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+    return context.FunctionCallOptions(executor_type=options.executor_type, config_proto=config)
 
 
 def traced_once(function):
