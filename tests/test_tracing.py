@@ -2,11 +2,10 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from itnas_tf import spaces
 from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 from tensorflow.python.eager import context
 
+from itnas_tf import spaces
 from itnas_tf.engine.tracing import DISTRIBUTED_PASSES, PASSES, SWITCH, grappler_pays, lean_grappler, traced_once
 
 needs_cpu_only = pytest.mark.skipif(grappler_pays(), reason="Grappler stays whole where a GPU is visible")

@@ -10,8 +10,7 @@ the same step, bit for bit, as with Grappler off, and its first call 1-4 s soone
 A distributed step also keeps Grappler's common-subgraph elimination: its replicas trace the same
 ops once each, and TensorFlow's classic CSE took minutes merging them in the mirrored chain's
 graph. On a GPU the layout and fusion passes may pay more (not measured), so there Grappler runs
-whole.
-`ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
+whole. `ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
 """
 
 import functools
