@@ -8,9 +8,9 @@ Most runs on a CPU are shorter (tests, the quickstart, trials), so there Grapple
 model pruner, which drops the nodes no output needs before TensorFlow's own passes walk the graph:
 the same step, bit for bit, as with Grappler off, and its first call 1-4 s sooner (DARTS, NB201).
 A distributed step also keeps Grappler's common-subgraph elimination: its replicas trace the same
-ops once each, and TensorFlow's classic CSE took minutes merging them in the mirrored chain's
-graph. On a GPU the layout and fusion passes may pay more (not measured), so there Grappler runs
-whole. `ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
+ops once each, and TensorFlow's classic CSE was still merging them 7 minutes into the mirrored
+chain's first step. On a GPU the layout and fusion passes may pay more (not measured), so there
+Grappler runs whole. `ITNAS_GRAPPLER=on` (or `off`) overrides the GPU rule.
 """
 
 import functools
