@@ -49,7 +49,7 @@ def main():
     first = {mode: call(mode) for mode in modes}
     steps = {mode: [] for mode in modes}
     for i in range(args.steps):
-        for mode in modes[i % 3:] + modes[:i % 3]:
+        for mode in modes[i % len(modes):] + modes[:i % len(modes)]:
             steps[mode].append(call(mode))
     print(json.dumps({
         **vars(args),

@@ -48,17 +48,12 @@ def lean_grappler(function, distributed=False):
     if function is None or grappler_pays():
         return function
     passes = DISTRIBUTED_PASSES if distributed else PASSES
-    made = {}  # the caller's serialised options -> the lean ones
 
     @functools.wraps(function)
     def call(*args, **kwargs):
         ctx = context.context()
         before = ctx.function_call_options
-        key = before.config_proto_serialized
-        if key not in made:
-            made.clear()
-            made[key] = _lean_options(before, passes)
-        ctx.function_call_options = made[key]
+        ctx.function_call_options = _lean_options(before.executor_type, before.config_proto_serialized, passes)
         try:
             return function(*args, **kwargs)
         finally:
@@ -67,16 +62,17 @@ def lean_grappler(function, distributed=False):
     return call
 
 
-def _lean_options(options, passes):
-    config = config_pb2.ConfigProto.FromString(options.config_proto_serialized)
+@functools.lru_cache(maxsize=8)
+def _lean_options(executor_type, serialized_config, passes):
+    """The caller's call options with Grappler reduced to `passes`, made once per distinct caller."""
+    config = config_pb2.ConfigProto.FromString(serialized_config)
     rewrite = config.graph_options.rewrite_options
-    if rewrite.disable_meta_optimizer:
-        return options
-    del rewrite.optimizers[:]
-    rewrite.optimizers.extend(passes)  # a list of passes runs those alone, in that order
-    rewrite.disable_tfg_optimizer = True
-    rewrite.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
-    return context.FunctionCallOptions(executor_type=options.executor_type, config_proto=config)
+    if not rewrite.disable_meta_optimizer:
+        del rewrite.optimizers[:]
+        rewrite.optimizers.extend(passes)  # a list of passes runs those alone, in that order
+        rewrite.disable_tfg_optimizer = True
+        rewrite.meta_optimizer_iterations = rewriter_config_pb2.RewriterConfig.ONE
+    return context.FunctionCallOptions(executor_type=executor_type, config_proto=config)
 
 
 def traced_once(function):
