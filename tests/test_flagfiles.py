@@ -43,8 +43,9 @@ RUNS = {
     # one step (the streamed splits are 16 images each): the paper's SGD 0.25 without clipping, meant
     # for a batch of 512 real images, took 8 random ones to a non-finite loss in the second
     "proxyless_imagenet.cfg": (SEARCH, STREAMED_STEP + CHAIN + MIRRORED),
-    # its mirrored strategy on the one CPU device: two replicas would add about 7 CPU-minutes to the tier.
-    # SE on two replicas, a skipped candidate's empty batch included, is test_distribution's sampled step.
+    # its mirrored strategy on the one CPU device: 152 s, where on two replicas it took 516-631 s beside
+    # the other two-replica run (docs/performance.md, "The tests' time"). SE on two replicas, a skipped
+    # candidate's empty batch included, is test_distribution's sampled step.
     "proxyless_se_imagenet.cfg": (SEARCH, STREAMED_STEP + CHAIN),
     "proxyless_tiny.cfg": (SEARCH, STEPS + CHAIN[:1] + ["--dataset=cifar10"]),
     "quickstart.cfg": (SEARCH, STEPS),
