@@ -156,31 +156,47 @@ def test_int8_files_of_a_half_million_parameter_network_are_about_a_quarter_of_t
         assert "Nothing was written" in refused.stderr and not (tmp_path / "int8").exists()
 
 
-# Parses a flagfile with the retrain CLI's flags and builds the run it describes (without running it);
-# a separate process, since the search CLI defines flags of the same names.
-CHECK_FLAGFILE = """
-import sys
+# Parses each flagfile given with the retrain CLI's flags and builds the run it describes (without
+# running it), the flags back at their defaults between flagfiles; prints `{flagfile: its genotype flag,
+# or the error}` as JSON. A separate process, since the search CLI defines flags of the same names.
+CHECK_FLAGFILES = """
+import json, sys, traceback
 from absl import flags
 from itnas_tf import DARTS_V2, format_genotype
 from itnas_tf.retrain import RUN_CONTROL
 from itnas_tf.retrainer import Retrainer
-argv = flags.FLAGS(["retrain", "--flagfile=" + sys.argv[1]])
-assert argv == ["retrain"], argv
-config = {f.name: f.value for f in flags.FLAGS.get_flags_for_module("itnas_tf.retrain") if f.name not in RUN_CONTROL}
-print(config["genotype"])
-if config["genotype"].startswith("runs/"):  # the result of a search flagfile: stand in DARTS_V2 / an NB201 cell
-    config["genotype"] = format_genotype(DARTS_V2) if config["network"].startswith("darts") else "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
-Retrainer(config, "unused")
+checked = {}
+for path in sys.argv[1:]:
+    flags.FLAGS.unparse_flags()
+    try:
+        argv = flags.FLAGS(["retrain", "--flagfile=" + path])
+        assert argv == ["retrain"], argv
+        config = {f.name: f.value for f in flags.FLAGS.get_flags_for_module("itnas_tf.retrain") if f.name not in RUN_CONTROL}
+        checked[path] = {"genotype": config["genotype"]}
+        if config["genotype"].startswith("runs/"):  # a search flagfile's result: stand in DARTS_V2 / an NB201 cell
+            config["genotype"] = format_genotype(DARTS_V2) if config["network"].startswith("darts") else "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_3x3~1|nor_conv_1x1~2|"
+        Retrainer(config, "unused")
+    except BaseException:
+        checked[path] = {"error": traceback.format_exc()[-3000:]}
+print(json.dumps(checked))
 """
+RETRAIN_FLAGFILES = sorted(p.name for p in (ROOT / "configs").glob("retrain_*.cfg"))
 
 
-@pytest.mark.parametrize("config", sorted(p.name for p in (ROOT / "configs").glob("retrain_*.cfg")))
-def test_every_retrain_flagfile_sets_known_flags_to_valid_values(config):
-    proc = subprocess.run(
-        [sys.executable, "-c", CHECK_FLAGFILE, str(ROOT / "configs" / config)], capture_output=True, text=True, cwd=ROOT, timeout=120
-    )
+@pytest.fixture(scope="module")
+def checked_flagfiles():
+    """`CHECK_FLAGFILES` over every retrain flagfile, in one process (TensorFlow imported once)."""
+    proc = subprocess.run([sys.executable, "-c", CHECK_FLAGFILES, *(str(ROOT / "configs" / c) for c in RETRAIN_FLAGFILES)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    genotype = proc.stdout.strip()
+    return {pathlib.Path(path).name: result for path, result in json.loads(proc.stdout.splitlines()[-1]).items()}
+
+
+@pytest.mark.parametrize("config", RETRAIN_FLAGFILES)
+def test_every_retrain_flagfile_sets_known_flags_to_valid_values(config, checked_flagfiles):
+    checked = checked_flagfiles[config]
+    assert "error" not in checked, checked.get("error")
+    genotype = checked["genotype"]
     if genotype.startswith("runs/"):  # names the output of a search flagfile
         searches = {line.split("=", 1)[1] for p in (ROOT / "configs").glob("*.cfg") for line in p.read_text().splitlines()
                     if line.startswith("--output_dir=")}
