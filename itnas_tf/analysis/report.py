@@ -3,8 +3,11 @@ and a Markdown report."""
 
 import json
 import math
+import os
 import pathlib
+import shutil
 import statistics
+import tempfile
 import time
 
 import numpy as np
@@ -143,11 +146,27 @@ def _one_per_class(dataset, count):
 
 def analyze(folders, out, table=None, discretize=True, zero_cost=True, gradcam_edge=None, finetune_steps=10,
             data_dir=None):
-    """Runs every analysis that the runs and `table` (an `NB201Table` or None) allow; writes into `out`."""
+    """Runs every analysis that the runs and `table` (an `NB201Table` or None) allow; writes into `out`.
+
+    The files are made in a staging folder beside `out` and moved into it at the end, so an analysis
+    that fails on the way (a cell missing from the table, an unknown edge) leaves `out` as it was.
+    """
     start = time.perf_counter()
     runs = load_runs(folders)
     out = pathlib.Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        report = _analyze(runs, staging, table, discretize, zero_cost, gradcam_edge, finetune_steps, data_dir, start)
+        out.mkdir(exist_ok=True)
+        for path in sorted(staging.iterdir()):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return report
+
+
+def _analyze(runs, out, table, discretize, zero_cost, gradcam_edge, finetune_steps, data_dir, start):
     space = runs[0].space
     if space in spaces.CHAIN_SPACES:
         raise AnalysisError(f"The analyses cover the cell spaces; {space} is a chain space.")
