@@ -131,15 +131,18 @@ def export(checkpoint, output_dir=None, formats=("saved_model", "onnx"), max_mad
             )
         int8 = {}
         reference = float_reference(network, data.test) if data is not None else None
+        refused = []  # every int8 file is checked before refusing, so one run names each that fails
         for fmt in (f for f in formats if f in INT8):
             int8[fmt] = accuracy_check(RUNTIMES[fmt](staging / FILES[fmt]), data.test, reference)
             reasons = failures(int8[fmt])
-            if reasons and not allow_accuracy_drop:
-                raise ExportError(f"{fmt}: {'; '.join(reasons)}, on {int8[fmt]['test_images']} test images. "
-                                  "Nothing was written; calibrate on more or other images (--calibration_images, "
-                                  "--calibration), try --int8_per_channel, or pass --allow_accuracy_drop to keep it.")
+            if reasons:
+                refused.append(f"{fmt}: {'; '.join(reasons)}, on {int8[fmt]['test_images']} test images")
             int8[fmt]["passed"] = not reasons
             int8[fmt]["scheme"] = scheme(fmt, per_channel)
+        if refused and not allow_accuracy_drop:
+            raise ExportError(". ".join(refused) + ". Nothing was written; calibrate on more or other images "
+                              "(--calibration_images, --calibration), try --int8_per_channel, or pass "
+                              "--allow_accuracy_drop to keep it.")
         sizes = {fmt: _size(staging / FILES[fmt]) for fmt in formats}
         latency = {fmt: median_ms(load_saved_model(staging / FILES[fmt]) if fmt == "saved_model"  # TF's own threads
                                   else RUNTIMES[fmt](staging / FILES[fmt], latency_threads), shape)
