@@ -68,26 +68,63 @@ def test_every_flagfile_has_a_run():
 ONE_DEVICE = ("--distribution=none", "--cpu_replicas=0")  # the mirrored chain flagfile's step, on one device
 
 
-def run_flagfile(config, out, *extra):
-    module, args = RUNS[config]
+def run_group(module, runs, outs, futures):
+    """Runs `runs` (`(config, extra flags)`, all of `module`) in one process, one after the other, each
+    in its folder of `outs`, and settles each one's future with its result file or with why it failed."""
+    try:
+        _run_group(module, runs, outs, futures)
+    except BaseException as e:  # a timeout: no test waits forever
+        for run in runs:
+            if not futures[run].done():
+                futures[run].set_exception(e)
+
+
+def _run_group(module, runs, outs, futures):
+    argvs = [[f"--flagfile=configs/{config}", *RUNS[config][1], *extra, f"--data_dir={out / 'tfds'}",
+              f"--output_dir={out / 'run'}"] for (config, extra), out in zip(runs, outs)]
     # the allocator `python -m itnas_tf.search` starts again with (itnas_tf/malloc.py): the chain's
     # one-device run took 69 s with jemalloc, 79 s with glibc's
     environ = malloc.preloaded(os.environ) or os.environ
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "run_flagfile.py"), module, str(EXAMPLES), f"--flagfile=configs/{config}",
-         *args, *extra, f"--data_dir={out / 'tfds'}", f"--output_dir={out / 'run'}"],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=1800,
+        [sys.executable, str(ROOT / "tests" / "run_flagfile.py"), module, str(EXAMPLES), json.dumps(argvs)],
+        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=3600,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / "run" / ("result.json" if module == SEARCH else "retrain.json")).read_text())
+    ended = {}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RUN_ENDED "):
+            report = json.loads(line[len("RUN_ENDED "):])
+            ended[report["index"]] = report["error"]
+    for index, (run, out) in enumerate(zip(runs, outs)):
+        if index not in ended:
+            futures[run].set_exception(AssertionError(
+                f"the process of {[r[0] for r in runs]} ended (exit {proc.returncode}) before this run did:\n"
+                + proc.stderr[-3000:]))
+        elif ended[index]:
+            futures[run].set_exception(AssertionError(ended[index]))
+        else:
+            name = "result.json" if module == SEARCH else "retrain.json"
+            futures[run].set_result(json.loads((out / "run" / name).read_text()))
+
+
+def groups(wanted):
+    """The runs in processes: each CLI's runs share one TensorFlow import, split in two where they are
+    many so that both cores work; a device split (`--cpu_replicas=2`) needs a process of its own. The
+    longest first."""
+    alone = [[run] for run in wanted if "--cpu_replicas=2" in RUNS[run[0]][1] + list(run[1])]
+    rest = [run for run in wanted if [run] not in alone]
+    searches = sorted((run for run in rest if RUNS[run[0]][0] == SEARCH), key=lambda run: "proxyless" not in run[0])
+    retraining = [run for run in rest if RUNS[run[0]][0] == RETRAINING]
+    return [g for g in (*alone, searches[0::2], searches[1::2], retraining) if g]
 
 
 @pytest.fixture(scope="module")
 def runs(request, tmp_path_factory):
-    """`{(config, extra flags): future result}`: every run this session selected, two at a time.
+    """`{(config, extra flags): future result}`: every run this session selected, in two processes at a
+    time.
 
     A run is mostly tracing and graph optimisation, on one core each, so two processes side by side
-    take about half the time on this project's 2-core machines.
+    take about half the time on this project's 2-core machines; in one process, the runs after the
+    first skip TensorFlow's import and start-up.
     """
     wanted = []
     for item in request.session.items:
@@ -96,9 +133,12 @@ def runs(request, tmp_path_factory):
         elif item.originalname == "test_chain_search_on_two_replicas_takes_the_step_of_one_device":
             wanted += [("proxyless_imagenet.cfg", ()), ("proxyless_imagenet.cfg", ONE_DEVICE)]
     wanted = list(dict.fromkeys(wanted))
-    wanted.sort(key=lambda run: "proxyless" not in run[0])  # the longest first
+    futures = {run: concurrent.futures.Future() for run in wanted}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        yield {run: pool.submit(run_flagfile, run[0], tmp_path_factory.mktemp("run"), *run[1]) for run in wanted}
+        for group in groups(wanted):
+            outs = [tmp_path_factory.mktemp("run") for _ in group]
+            pool.submit(run_group, RUNS[group[0][0]][0], group, outs, futures)
+        yield futures
 
 
 @pytest.mark.slow
