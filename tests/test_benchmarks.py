@@ -56,16 +56,18 @@ def test_quick_benchmark_measures_every_part_and_writes_the_report(tmp_path):
     assert len(startup["runs_s"]) == STARTUP_RUNS and startup["startup_s"] == statistics.median(startup["runs_s"])
     assert "## Start-up" in report
 
-    # --only remeasures one part and keeps the others' figures
-    before = results["supernet"]
+    # --only remeasures one part and keeps the others' figures (the pipeline: one worker, where the
+    # start-up's are three)
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "startup", f"--out={out}", f"--json={figures}"],
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--only", "pipeline", f"--out={out}", f"--json={figures}"],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     again = json.loads(figures.read_text())
-    assert again["supernet"] == before and again["startup"] != results["startup"]
-    assert again["parts_made_by"]["startup"]["command"] == "python -m benchmarks.run --quick --only startup"
+    assert all(again[part] == results[part] for part in ("startup", "supernet", "edge", "serving"))
+    assert again["pipeline"] != results["pipeline"]
+    assert again["parts_made_by"]["pipeline"]["command"] == "python -m benchmarks.run --quick --only pipeline"
+    assert set(again["parts_made_by"]) == {"pipeline"}  # the others: the default run's command
 
 
 @pytest.mark.slow
