@@ -3,11 +3,8 @@ and a Markdown report."""
 
 import json
 import math
-import os
 import pathlib
-import shutil
 import statistics
-import tempfile
 import time
 
 import numpy as np
@@ -20,7 +17,7 @@ from itnas_tf.analysis.ranking import kendall_per_edge, mean_tau
 from itnas_tf.analysis.runs import AnalysisError, load_runs
 from itnas_tf.analysis.trajectory import accuracy_trajectories, plot_trajectories
 from itnas_tf.analysis.zero_cost import zero_cost_importance
-from itnas_tf.results import write_json_atomic, write_text_atomic
+from itnas_tf.results import staged_files, write_json_atomic, write_text_atomic
 
 INDICATOR_NAMES = {"it": "IT importance", "darts": "DARTS alphas", "naswot": "NASWOT", "synflow": "SynFlow"}
 
@@ -148,50 +145,37 @@ def analyze(folders, out, table=None, discretize=True, zero_cost=True, gradcam_e
             data_dir=None):
     """Runs every analysis that the runs and `table` (an `NB201Table` or None) allow; writes into `out`.
 
-    The files are made in a staging folder beside `out` and moved into it at the end, so an analysis
-    that fails on the way (a cell missing from the table, an unknown edge) leaves `out` as it was.
+    The files go into `out` only once every analysis has finished (`staged_files`), so one that fails
+    on the way (a cell missing from the table, an unknown edge) leaves `out` as it was.
     """
     start = time.perf_counter()
     runs = load_runs(folders)
-    out = pathlib.Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        report = _analyze(runs, staging, table, discretize, zero_cost, gradcam_edge, finetune_steps, data_dir, start)
-        out.mkdir(exist_ok=True)
-        for path in sorted(staging.iterdir()):
-            os.replace(path, out / path.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return report
-
-
-def _analyze(runs, out, table, discretize, zero_cost, gradcam_edge, finetune_steps, data_dir, start):
     space = runs[0].space
     if space in spaces.CHAIN_SPACES:
         raise AnalysisError(f"The analyses cover the cell spaces; {space} is a chain space.")
     if table is not None and space != "nb201":
         raise AnalysisError(f"A NAS-Bench-201 table describes nb201 cells; these runs searched {space}.")
-    report = {"space": space, "runs": [str(r.folder) for r in runs]}
-    if table is not None:
-        report["selected"] = selected_cells(runs, table)
-        report["optimum"] = {d: table.optimum(d) for d in table.datasets}
-        trajectories = accuracy_trajectories(runs, table)
-        plot_trajectories(trajectories, out / "trajectory.png", optimum=report["optimum"]["cifar10"][1])
-        report["trajectory"] = {  # warm-up epochs as null
-            label: [[None if np.isnan(v) else v for v in row] for row in rows.tolist()]
-            for label, rows in trajectories.items()
-        }
-    if table is not None or discretize:
-        per_run = collect(runs, table, discretize, zero_cost, finetune_steps, data_dir)
-        report["per_run"] = per_run
-        report["kendall"] = kendall_summary(per_run)
-        plot_kendall(report["kendall"], out / "kendall.png")
-    report["gradcam"] = gradcam(runs, out, gradcam_edge, data_dir=data_dir)
-    report["wall_seconds"] = time.perf_counter() - start
-    write_json_atomic(out / "analysis.json", report)
-    write_text_atomic(out / "report.md", markdown(report))
-    return report
+    with staged_files(out) as out:
+        report = {"space": space, "runs": [str(r.folder) for r in runs]}
+        if table is not None:
+            report["selected"] = selected_cells(runs, table)
+            report["optimum"] = {d: table.optimum(d) for d in table.datasets}
+            trajectories = accuracy_trajectories(runs, table)
+            plot_trajectories(trajectories, out / "trajectory.png", optimum=report["optimum"]["cifar10"][1])
+            report["trajectory"] = {  # warm-up epochs as null
+                label: [[None if np.isnan(v) else v for v in row] for row in rows.tolist()]
+                for label, rows in trajectories.items()
+            }
+        if table is not None or discretize:
+            per_run = collect(runs, table, discretize, zero_cost, finetune_steps, data_dir)
+            report["per_run"] = per_run
+            report["kendall"] = kendall_summary(per_run)
+            plot_kendall(report["kendall"], out / "kendall.png")
+        report["gradcam"] = gradcam(runs, out, gradcam_edge, data_dir=data_dir)
+        report["wall_seconds"] = time.perf_counter() - start
+        write_json_atomic(out / "analysis.json", report)
+        write_text_atomic(out / "report.md", markdown(report))
+        return report
 
 
 def markdown(report):
