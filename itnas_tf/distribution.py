@@ -23,7 +23,7 @@ class DistributionError(ValueError):
     """A distribution setting that cannot work on this machine or cluster."""
 
 
-def make_strategy(distribution="none", cpu_replicas=0, worker_timeout=600.0):
+def make_strategy(distribution="none", cpu_replicas=0, worker_timeout=600.0, intra_op_threads=0):
     """The `tf.distribute.Strategy` of a run.
 
     Args:
@@ -33,13 +33,22 @@ def make_strategy(distribution="none", cpu_replicas=0, worker_timeout=600.0):
         worker_timeout: `multi_worker`: seconds to wait for every worker of `TF_CONFIG` to come up,
             and the time limit of each collective after that; a missing or dead worker ends the run
             with a message instead of a hang.
+        intra_op_threads: the threads each op's kernel may split its work over (0: TensorFlow's
+            default, one per core). On small tensors splitting costs more than it saves: one thread
+            took the quickstart's steps (8x8 digits) from 42-45 to 25-35 ms on 2 cores. And a kernel's
+            float32 result can depend on how its work was split, so with one thread a run computes
+            the same numbers on a machine of any core count (with the default, a 1-core and a
+            2-core machine differ after one epoch of the quickstart).
 
     Raises:
         DistributionError: `cpu_replicas` without `mirrored` or on a machine with GPUs, a bad
-            `TF_CONFIG`, or a worker that did not come up in time.
+            `TF_CONFIG`, a worker that did not come up in time, or a thread count or device split
+            that this process's TensorFlow has already started without.
     """
     if distribution not in DISTRIBUTIONS:
         raise DistributionError(f"--distribution must be one of {DISTRIBUTIONS}, got {distribution!r}.")
+    if intra_op_threads:
+        _intra_op_threads(intra_op_threads)
     if cpu_replicas:
         _split_cpu(distribution, cpu_replicas)
     if distribution == "none":
@@ -94,6 +103,19 @@ def _split_cpu(distribution, n):
                 f"--cpu_replicas={n}: this process already runs TensorFlow on {have} logical CPU(s); "
                 "the split must be made before anything else (start a new process)."
             ) from None
+
+
+def _intra_op_threads(n):
+    if tf.config.threading.get_intra_op_parallelism_threads() == n:
+        return
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(n)
+    except RuntimeError:  # TensorFlow is already initialised, with another count or its default
+        raise DistributionError(
+            f"--intra_op_threads={n}: this process already runs TensorFlow with "
+            f"{tf.config.threading.get_intra_op_parallelism_threads() or 'its default number of'} intra-op "
+            "thread(s); the count must be set before anything else (start a new process, or drop the flag)."
+        ) from None
 
 
 def _cluster():

@@ -44,6 +44,7 @@ DEFAULTS = {
     "target_input_size": 224, "target_classes": 1000, "max_latency_ms": None, "latency_table": None,
     # where it trains
     "distribution": "none", "cpu_replicas": 0, "sync_batch_norm": True, "worker_timeout": 600.0,
+    "intra_op_threads": 0,
 }
 
 
@@ -89,7 +90,9 @@ class Searcher:
 
     def run(self):
         c = {**DEFAULTS, **self.config}
-        self.strategy = distribution.make_strategy(c["distribution"], c["cpu_replicas"], c["worker_timeout"])
+        self.strategy = distribution.make_strategy(
+            c["distribution"], c["cpu_replicas"], c["worker_timeout"], c["intra_op_threads"]
+        )
         self.chief = distribution.is_chief(self.strategy)
         with precision.dtype_policy(self.config.get("mixed_precision", False)) as policy:
             self.policy = policy

@@ -19,10 +19,11 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 ONE_STEP = ["--flagfile=configs/quickstart.cfg", "--epochs=1", "--batch_size=898"]
 
 
-def _search(*args, env=None):
+def _search(*args, env=None, cores=None):
     return subprocess.Popen(
         [sys.executable, "-m", "itnas_tf.search", *args], cwd=ROOT, text=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})},
+        preexec_fn=None if cores is None else lambda: os.sched_setaffinity(0, cores),
     )
 
 
@@ -57,6 +58,32 @@ def test_two_cpu_replicas_take_the_step_of_one_device(tmp_path):
     _finish(_search(*ONE_STEP, f"--output_dir={two}", "--distribution=mirrored", "--cpu_replicas=2", "--resume"))
     again = json.loads((two / "result.json").read_text())
     assert again["genotype"] == b["genotype"] and again["importance"] == b["importance"]
+
+
+@pytest.mark.slow
+def test_one_intra_op_thread_computes_what_a_one_core_machine_does(tmp_path):
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        pytest.skip(f"this machine lets the tests use {len(cores)} core: nothing to compare one core with")
+    # the quickstart's --intra_op_threads=1 on every core, against TensorFlow's default on one core
+    # (one thread there too). With the flagfile's count at 0 (the default), the weights differ on 2 cores.
+    step = ["--flagfile=configs/quickstart.cfg", "--epochs=1", "--warmup_epochs=0"]
+    procs = [_search(*step, f"--output_dir={tmp_path / 'one_core'}", "--intra_op_threads=0", cores=cores[:1]),
+             _search(*step, f"--output_dir={tmp_path / 'every_core'}")]
+    for proc in procs:
+        _finish(proc)
+    one, every = (np.load(tmp_path / run / "checkpoint.npz") for run in ("one_core", "every_core"))
+    weights = [k for k in one.files if k.startswith("model/")]
+    assert weights and sorted(weights) == sorted(k for k in every.files if k.startswith("model/"))
+    for key in weights:
+        np.testing.assert_array_equal(every[key], one[key], err_msg=key)
+
+
+def test_a_thread_count_after_tensorflow_started_is_refused():
+    tf.constant(1.0) + 1.0  # TensorFlow is running, on its default count
+    with pytest.raises(distribution.DistributionError, match="--intra_op_threads=1: this process already runs "
+                       "TensorFlow with its default number of intra-op thread.*start a new process"):
+        distribution.make_strategy(intra_op_threads=1)
 
 
 def _sampled_step(replicas):

@@ -106,13 +106,19 @@ def _run_group(module, runs, outs, futures):
             futures[run].set_result(json.loads((out / "run" / name).read_text()))
 
 
+def _sets_threads(run):
+    return "--intra_op_threads" in (ROOT / "configs" / run[0]).read_text()
+
+
 def groups(wanted):
     """The runs in processes: each CLI's runs share one TensorFlow import, split in two where they are
     many so that both cores work; a device split (`--cpu_replicas=2`) needs a process of its own. The
-    longest first."""
+    longest first, except that a flagfile setting the thread count (also fixed at TensorFlow's start)
+    comes first in its process: the runs after it run on its count."""
     alone = [[run] for run in wanted if "--cpu_replicas=2" in RUNS[run[0]][1] + list(run[1])]
     rest = [run for run in wanted if [run] not in alone]
-    searches = sorted((run for run in rest if RUNS[run[0]][0] == SEARCH), key=lambda run: "proxyless" not in run[0])
+    searches = sorted((run for run in rest if RUNS[run[0]][0] == SEARCH),
+                      key=lambda run: (not _sets_threads(run), "proxyless" not in run[0]))
     retraining = [run for run in rest if RUNS[run[0]][0] == RETRAINING]
     return [g for g in (*alone, searches[0::2], searches[1::2], retraining) if g]
 
