@@ -5,8 +5,8 @@
 flagfile runs with its own settings on tiny random data (tests/test_flagfiles.py). TensorFlow loads once
 for all the runs; between runs the flags go back to their defaults and Keras's state is cleared, as in a
 new process. After each run a line `RUN_ENDED {"index": i, "error": traceback or null}`. A device split
-(`--cpu_replicas`) is fixed at TensorFlow's start, so a run that sets one needs a process to itself; so
-is a thread count (`--intra_op_threads`), so a run that sets one comes first.
+(`--cpu_replicas`) and a thread count (`--intra_op_threads`) are fixed at TensorFlow's start: a run that
+sets the first needs a process to itself, one that sets the second comes first in its process.
 """
 
 import gc
