@@ -8,7 +8,7 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from itnas_tf.data import DataError, load_arrays, search_data, train_test_data
-from itnas_tf.data import sources
+from itnas_tf.data import pipeline, sources, train_test
 
 
 def test_tfds_source_feeds_the_search_split(tmp_path):
@@ -63,6 +63,28 @@ def test_epochs_are_functions_of_seed_and_epoch():
     assert not np.array_equal(np.concatenate(first), other)
     valid = np.concatenate([y.numpy() for _, y in data.valid])
     np.testing.assert_array_equal(valid, data.y[data.valid_idx])  # the selection pass sees valid in order
+
+
+def test_arrays_in_memory_are_fed_without_the_autotuning_thread(tmp_path, monkeypatch):
+    """`fit` and `predict` wait for that thread to stop, 0.17-0.30 s after some epochs of the
+    quickstart (docs/performance.md); without it the batches are the same."""
+    search = search_data("digits", 64, seed=1, augment="crop")
+    with tfds.testing.mock_data(num_examples=24):
+        retrain = train_test_data("cifar10", batch_size=8, data_dir=str(tmp_path))
+
+    def pipelines():
+        return {"train": search.train(2), "arch": search.arch(2).take(3), "valid": search.valid,
+                "retrain": retrain.train(2), "test": retrain.test}
+
+    ours = pipelines()
+    assert {name: ds.options().autotune.enabled for name, ds in ours.items()} == dict.fromkeys(ours, False)
+    for module in (pipeline, train_test):
+        monkeypatch.setattr(module, "prefetched", lambda ds: ds.prefetch(tf.data.AUTOTUNE))
+    for name, autotuned in pipelines().items():
+        assert autotuned.options().autotune.enabled is not False
+        for batch, autotuned_batch in zip(ours[name], autotuned, strict=True):
+            for a, b in zip(batch, autotuned_batch, strict=True):
+                np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
 def test_retraining_reads_the_test_split_or_validation_where_there_is_none(tmp_path):

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from itnas_tf.data.pipeline import AUGMENTATIONS, augment_image, auto_augment, normalize, shuffled
+from itnas_tf.data.pipeline import AUGMENTATIONS, augment_image, auto_augment, normalize, prefetched, shuffled
 from itnas_tf.data.sources import DataError, class_names, load_arrays, preprocessing_rule
 
 
@@ -73,13 +73,13 @@ class TrainTestData:
 
     def train(self, epoch):
         ds = shuffled(self.x_train, self.y_train, self.seed * 1_000_003 + epoch, self._transform)
-        return ds.map(self._one_hot).batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return prefetched(ds.map(self._one_hot).batch(self.batch_size))
 
     @property
     def test(self):
         ds = tf.data.Dataset.from_tensor_slices((self.x_test, self.y_test))
         ds = ds.map(lambda x, y: self._one_hot(normalize(x, self.mean, self.std), y))
-        return ds.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+        return prefetched(ds.batch(self.batch_size))
 
 
 def _holdout(test_name, x, y, seed):

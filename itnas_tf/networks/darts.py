@@ -22,6 +22,9 @@ class DropPath(keras.layers.Layer):
         self.rate = rate
         self.seed_generator = keras.random.SeedGenerator(seed)
 
+    def compute_output_shape(self, input_shape):  # else Keras traces `call` in a graph of its own for it
+        return input_shape
+
     def call(self, x, training=None):
         if not training:
             return x

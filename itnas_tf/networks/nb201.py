@@ -29,6 +29,9 @@ class InferCell(keras.layers.Layer):
             op.build(input_shape)
         self.built = True
 
+    def compute_output_shape(self, input_shape):  # else Keras traces `call` in a graph of its own for it
+        return (*input_shape[:-1], self.channels)
+
     def call(self, x, training=None):
         nodes = [x]
         for k in range(1, len(self.genotype.nodes) + 1):

@@ -67,6 +67,10 @@ class ChainNetwork(keras.Model):
         self.head_bn = batch_norm(name="head_bn")
         self.classifier = keras.layers.Dense(genotype.num_classes, name="classifier")
 
+    def build(self, input_shape):  # Keras's own would trace `call` in a graph of its own
+        self.call(keras.KerasTensor(tuple(input_shape)))
+        self.built = True
+
     def call(self, x, training=None):
         x = ops.relu6(self.stem_bn(self.stem(self.stem_pad(x)), training=training))
         x = self.first(x, training=training)
