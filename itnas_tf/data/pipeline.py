@@ -45,7 +45,7 @@ def shuffled(x, y, seed, transform):
 
 def prefetched(ds):
     """`ds` prefetched, without tf.data's autotuning thread: arrays in memory gain nothing from it, and
-    `fit` and `predict` return only once it has stopped, which took 0.17-0.30 s after 3 to 5 of the
+    `fit` and `predict` return only once it has stopped, which took 0.17-0.30 s after 2 to 5 of the
     quickstart's 10 epochs (docs/performance.md). The batches are the same either way."""
     options = tf.data.Options()
     options.autotune.enabled = False
