@@ -72,6 +72,28 @@ def keras_top1():
     return top1
 
 
+@pytest.fixture(scope="session")
+def cli_runs():
+    """Returns a function `(module, runs, env=None) -> [CompletedProcess]` that runs `python -m module
+    ARGS` for each argument list of `runs`, in order, in one process (tests/run_cli.py): one TensorFlow
+    start for all of them, where a process per run paid it each time."""
+    import json
+
+    root = pathlib.Path(__file__).parents[1]
+
+    def run(module, runs, env=None):
+        runs = [[str(arg) for arg in argv] for argv in runs]
+        proc = subprocess.run([sys.executable, str(root / "tests" / "run_cli.py"), module, json.dumps(runs)],
+                              capture_output=True, text=True, cwd=root, env=env, timeout=300 + 60 * len(runs))
+        ended = [json.loads(line.removeprefix("RUN_ENDED ")) for line in proc.stdout.splitlines()
+                 if line.startswith("RUN_ENDED ")]
+        assert proc.returncode == 0 and len(ended) == len(runs), proc.stderr[-3000:]
+        return [subprocess.CompletedProcess([module, *argv], r["code"], r["stdout"], r["stderr"])
+                for argv, r in zip(runs, ended)]
+
+    return run
+
+
 @pytest.fixture
 def kill_after_first_epoch():
     """Returns a function that starts `python -m module *args` and SIGKILLs it once its checkpoint

@@ -22,5 +22,5 @@ def test_every_test_file_has_a_bazel_target():
     build = (ROOT / "tests" / "BUILD").read_text()
     assert 'glob(["test_*.py"])' in build
     stray = [p.name for p in (ROOT / "tests").glob("*.py") if not p.name.startswith("test_")]
-    helpers = ["conftest.py", "predict_without_tensorflow.py", "pytest_runner.py", "run_flagfile.py", "sampled_step.py"]
+    helpers = ["conftest.py", "predict_without_tensorflow.py", "pytest_runner.py", "run_cli.py", "run_flagfile.py", "sampled_step.py"]
     assert sorted(stray) == helpers, f"unexpected helper files: {stray}"

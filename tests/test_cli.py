@@ -85,14 +85,14 @@ def test_bad_genotypes_are_refused_with_what_to_give(text, message):
         read_genotype(text)
 
 
-def test_published_genotypes_by_name_on_the_command_line():
-    proc = _cli("itnas_tf.flops", "--genotype=DARTS_V2", "--json")
+def test_published_genotypes_by_name_on_the_command_line(cli_runs):
+    # a bad genotype on the command line (the other messages: test_bad_genotypes_are_refused_with_what_to_give)
+    proc, listing, refused = cli_runs(
+        "itnas_tf.flops", [["--genotype=DARTS_V2", "--json"], ["--genotype=help"], [f"--genotype={TEN_EDGES}"]]
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"params": 3349342' in proc.stdout  # reference.md: DARTS V2 on darts_cifar
-    listing = _cli("itnas_tf.flops", "--genotype=help")
     assert listing.returncode == 0 and all(name in listing.stdout for name in NAMED)
-    # a bad genotype on the command line (the other messages: test_bad_genotypes_are_refused_with_what_to_give)
-    refused = _cli("itnas_tf.flops", f"--genotype={TEN_EDGES}")
     assert refused.returncode == 2 and "feed nothing" in refused.stderr and "Traceback" not in refused.stderr
 
 

@@ -116,7 +116,7 @@ def test_allow_over_budget_exports_and_records_it(tmp_path):
     assert manifest["over_budget"] is True and sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
 
 
-def test_bad_input_leaves_nothing_behind(tmp_path):
+def test_bad_input_leaves_nothing_behind(tmp_path, cli_runs):
     with pytest.raises(CheckpointError, match="No checkpoint at"):
         export(tmp_path / "missing.npz")
     corrupt = tmp_path / "corrupt" / "checkpoint.npz"
@@ -146,15 +146,13 @@ def test_bad_input_leaves_nothing_behind(tmp_path):
     assert set(json.loads((good / "export" / "manifest.json").read_text())["files"]) == {"onnx", "tflite"}
     assert sorted(p.name for p in good.iterdir()) == ["checkpoint.npz", "export"]  # no staging left
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "export", f"--checkpoint={good}", "--formats=onnx,coreml", f"--output_dir={tmp_path / 'x'}"],
-        capture_output=True, text=True, cwd=ROOT, timeout=300,
-    )
-    assert proc.returncode == 2 and "Unknown export format(s) ['coreml']" in proc.stderr
+    coreml, *refused = cli_runs("export", [
+        [f"--checkpoint={good}", "--formats=onnx,coreml", f"--output_dir={tmp_path / 'x'}"],
+        [f"--checkpoint={corrupt}"],
+        [f"--checkpoint={tmp_path / 'missing'}"],
+    ])
+    assert coreml.returncode == 2 and "Unknown export format(s) ['coreml']" in coreml.stderr
     assert not (tmp_path / "x").exists()
-    for bad, message in [(corrupt, "Cannot read the checkpoint"), (tmp_path / "missing", "No checkpoint at")]:
-        proc = subprocess.run(
-            [sys.executable, "-m", "export", f"--checkpoint={bad}"], capture_output=True, text=True, cwd=ROOT, timeout=300
-        )
+    for proc, message in zip(refused, ["Cannot read the checkpoint", "No checkpoint at"]):
         assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-2000:]
     assert [p.name for p in corrupt.parent.iterdir()] == ["checkpoint.npz"]

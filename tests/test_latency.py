@@ -113,20 +113,21 @@ def test_a_latency_budget_under_the_fastest_network_is_refused_before_training(t
     assert not list(tmp_path.iterdir())  # nothing trained, nothing written
 
 
-def test_export_prints_the_tables_prediction_beside_the_measured_latency(tiny_table, tmp_path):
+def test_export_prints_the_tables_prediction_beside_the_measured_latency(tiny_table, tmp_path, cli_runs):
     path, _ = tiny_table
     genotype = ChainGenotype(["mb3_k5"] * 13 + ["zero"] * 3 + ["mb6_k7"] * 5, widths=TINY, input_size=32, num_classes=10)
     network = build_network("proxyless", genotype, 10, None, None, 32)
     network(np.zeros((1, 32, 32, 3), "float32"), training=False)
     record = model_record("proxyless", genotype, network, (32, 32, 3), [0.5] * 3, [0.25] * 3)
     checkpoint.save(tmp_path / "checkpoint.npz", network, {}, {"epoch": 1, "model": record})
-    export = [sys.executable, "-m", "export", f"--checkpoint={tmp_path}", "--formats=onnx"]
+    export = [f"--checkpoint={tmp_path}", "--formats=onnx"]
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**json.loads(path.read_text()), "num_classes": 100}))
-    proc = subprocess.run([*export, f"--latency_table={other}"], capture_output=True, text=True, cwd=ROOT, timeout=600)
-    assert proc.returncode == 2 and "num_classes 100 (needed 10)" in proc.stderr, proc.stderr[-2000:]
-    assert not (tmp_path / "export").exists()
-    proc = subprocess.run([*export, f"--latency_table={path}"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    refused, proc = cli_runs("export", [
+        [*export, f"--latency_table={other}", f"--output_dir={tmp_path / 'refused'}"], [*export, f"--latency_table={path}"]
+    ])
+    assert refused.returncode == 2 and "num_classes 100 (needed 10)" in refused.stderr, refused.stderr[-2000:]
+    assert not (tmp_path / "refused").exists()
     assert proc.returncode == 0, proc.stderr[-2000:]
     predicted = json.loads((tmp_path / "export" / "manifest.json").read_text())["latency"]["predicted"]
     assert predicted["ms"] == pytest.approx(LatencyTable.load(path)(genotype.ops))

@@ -2,8 +2,6 @@
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -123,25 +121,23 @@ def test_zero_where_a_block_changes_stride_or_width_is_refused():
         ChainNetwork(ChainGenotype(ops=ops[:20]))
 
 
-def _flops(*args):
-    return subprocess.run([sys.executable, "-m", "itnas_tf.flops", *args], capture_output=True, text=True, timeout=300)
-
-
-def test_flops_cli_reads_text_result_json_and_chain_json(tmp_path):
+def test_flops_cli_reads_text_result_json_and_chain_json(tmp_path, cli_runs):
     cell = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_conv_3x3~1|nor_conv_3x3~2|"
-    proc = _flops(f"--genotype={cell}", "--json")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["params"] == 1_531_546
     (tmp_path / "result.json").write_text(json.dumps({"genotype": cell}))
-    proc = _flops(f"--genotype={tmp_path / 'result.json'}", "--input_size=16", "--num_classes=100")
-    assert proc.returncode == 0 and "16x16x3, 100 classes" in proc.stdout
     chain = tmp_path / "chain.json"
     chain.write_text(PROXYLESS_GPU.to_json())
-    proc = _flops(f"--genotype={chain}", "--json", "--input_size=64")
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout)["params"] == 7_119_848  # params do not depend on the input size
-    proc = _flops(f"--genotype={chain}", "--network=nb201")
-    assert proc.returncode != 0 and "needs a NB201Genotype" in proc.stderr and "Traceback" not in proc.stderr
+    text, result, chain_json, wrong = cli_runs("itnas_tf.flops", [
+        [f"--genotype={cell}", "--json"],
+        [f"--genotype={tmp_path / 'result.json'}", "--input_size=16", "--num_classes=100"],
+        [f"--genotype={chain}", "--json", "--input_size=64"],
+        [f"--genotype={chain}", "--network=nb201"],
+    ])
+    assert text.returncode == 0, text.stderr[-2000:]
+    assert json.loads(text.stdout)["params"] == 1_531_546
+    assert result.returncode == 0 and "16x16x3, 100 classes" in result.stdout
+    assert chain_json.returncode == 0, chain_json.stderr[-2000:]
+    assert json.loads(chain_json.stdout)["params"] == 7_119_848  # params do not depend on the input size
+    assert wrong.returncode != 0 and "needs a NB201Genotype" in wrong.stderr and "Traceback" not in wrong.stderr
 
 
 def test_published_chain_and_cell_genotypes_count_as_their_papers_report():

@@ -230,40 +230,50 @@ def test_killed_retraining_resumes_to_the_uninterrupted_result(tmp_path, kill_af
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        ([f"--genotype={format_genotype(DARTS_V2._replace(normal=[('sep_conv_3x3', 7)] + DARTS_V2.normal[1:]))}"],
-         "reads input 7"),
-        (["--genotype=Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2], reduce=[], reduce_concat=[])"],
-         "expected an even, non-zero count"),
-        (["--genotype=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"], "nodes"),
-        (["--genotype=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
-          "--network=darts_cifar"], "needs a Genotype"),
-        ([f"--genotype={DARTS_V2}", "--auxiliary_weight=0.4"], "auxiliary head pools 5x5"),
-        ([f"--genotype={DARTS_V2}", "--test_dataset=holdout:1.5"], "0 < F < 1"),
-        ([f"--genotype={DARTS_V2}", "--test_dataset=", "--dataset=digits"], "no test split"),
-    ],
-)
-def test_bad_input_is_refused_with_a_message(tmp_path, args, message):
-    base = [a for a in DIGITS if not a.startswith(("--auxiliary_weight", "--test_dataset"))]
-    if not any(a.startswith("--test_dataset") for a in args):
-        base.append("--test_dataset=holdout:0.2")
-    proc = _run("itnas_tf.retrain", *base, "--epochs=1", *args, f"--output_dir={tmp_path / 'out'}")
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
-    assert not (tmp_path / "out" / "retrain.json").exists() and not (tmp_path / "out" / "checkpoint.npz").exists()
+BAD_INPUT = [
+    ([f"--genotype={format_genotype(DARTS_V2._replace(normal=[('sep_conv_3x3', 7)] + DARTS_V2.normal[1:]))}"],
+     "reads input 7"),
+    (["--genotype=Genotype(normal=[('sep_conv_3x3', 0)], normal_concat=[2], reduce=[], reduce_concat=[])"],
+     "expected an even, non-zero count"),
+    (["--genotype=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|"], "nodes"),
+    (["--genotype=|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|none~1|none~2|",
+      "--network=darts_cifar"], "needs a Genotype"),
+    ([f"--genotype={DARTS_V2}", "--auxiliary_weight=0.4"], "auxiliary head pools 5x5"),
+    ([f"--genotype={DARTS_V2}", "--test_dataset=holdout:1.5"], "0 < F < 1"),
+    ([f"--genotype={DARTS_V2}", "--test_dataset=", "--dataset=digits"], "no test split"),
+    # chain genotypes that do not fit the chain network (written to chain.json by the fixture)
+    ([["zero"] + ["mb3_k3"] * 20], "Block 0 is 'zero' but changes the stride"),
+    ([["mb3_k3"] * 20], "21 searchable blocks"),
+]
 
 
-@pytest.mark.parametrize(
-    "ops, message",
-    [(["zero"] + ["mb3_k3"] * 20, "Block 0 is 'zero' but changes the stride"), (["mb3_k3"] * 20, "21 searchable blocks")],
-)
-def test_chain_genotype_that_does_not_fit_is_refused(tmp_path, ops, message):
-    chain = tmp_path / "chain.json"
-    chain.write_text(json.dumps({"ops": ops, "input_size": 32, "num_classes": 10}))
-    proc = _run("itnas_tf.retrain", f"--genotype={chain}", *DIGITS, "--epochs=1", f"--output_dir={tmp_path / 'out'}")
-    assert proc.returncode == 2 and message in proc.stderr, proc.stderr[-3000:]
-    assert not (tmp_path / "out").exists()
+@pytest.fixture(scope="module")
+def bad_input_runs(cli_runs, tmp_path_factory):
+    """Every case of `BAD_INPUT`, run in one process: `[(output folder, completed run)]`."""
+    runs, folders = [], []
+    for args, _ in BAD_INPUT:
+        folder = tmp_path_factory.mktemp("bad_input")
+        if isinstance(args[0], list):  # a chain's ops
+            chain = folder / "chain.json"
+            chain.write_text(json.dumps({"ops": args[0], "input_size": 32, "num_classes": 10}))
+            argv = [f"--genotype={chain}", *DIGITS]
+        else:
+            base = [a for a in DIGITS if not a.startswith(("--auxiliary_weight", "--test_dataset"))]
+            if not any(a.startswith("--test_dataset") for a in args):
+                base.append("--test_dataset=holdout:0.2")
+            argv = [*base, *args]
+        folders.append(folder / "out")
+        runs.append([*argv, "--epochs=1", f"--output_dir={folder / 'out'}"])
+    return list(zip(folders, cli_runs("itnas_tf.retrain", runs)))
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUT)), ids=[message for _, message in BAD_INPUT])
+def test_bad_input_is_refused_with_a_message(case, bad_input_runs):
+    out, proc = bad_input_runs[case]
+    assert proc.returncode == 2 and BAD_INPUT[case][1] in proc.stderr, proc.stderr[-3000:]
+    assert not (out / "retrain.json").exists() and not (out / "checkpoint.npz").exists()
+    if isinstance(BAD_INPUT[case][0][0], list):  # refused before anything is made
+        assert not out.exists()
 
 
 def test_train_test_data_holds_out_a_seeded_disjoint_fraction():

@@ -56,24 +56,32 @@ def test_warm_up_epochs_train_every_candidate_at_equal_weight_then_the_it_ranks(
     assert max(np.ptp(list(row.values())) for row in ranked["importance"].values()) > 1e-3
 
 
-@pytest.mark.parametrize(
-    "args,message",
-    [
-        (["--space=foo"], "space"),
-        (["--dataset=imagenet"], "Unknown --dataset 'imagenet'"),
-        (["--epochs=0"], "epochs"),
-        (["--learning_rate=-1"], "learning_rate"),
-        (["--flagfile=/nonexistent.cfg"], "nonexistent.cfg"),
-        (["--space=darts", "--layers=2"], "at least 3 cells"),
-        (["--epochs=2", "--warmup_epochs=2"], "--warmup_epochs=2 leaves no epoch to rank in"),
-    ],
-)
-def test_cli_bad_input_is_a_clear_error(args, message, tmp_path):
-    proc = _search(*TINY, f"--output_dir={tmp_path}", *args)
+BAD_INPUT = [
+    (["--space=foo"], "space"),
+    (["--dataset=imagenet"], "Unknown --dataset 'imagenet'"),
+    (["--epochs=0"], "epochs"),
+    (["--learning_rate=-1"], "learning_rate"),
+    (["--flagfile=/nonexistent.cfg"], "nonexistent.cfg"),
+    (["--space=darts", "--layers=2"], "at least 3 cells"),
+    (["--epochs=2", "--warmup_epochs=2"], "--warmup_epochs=2 leaves no epoch to rank in"),
+]
+
+
+@pytest.fixture(scope="module")
+def bad_input_runs(cli_runs, tmp_path_factory):
+    """Every case of `BAD_INPUT`, run in one process: `[(output folder, completed run)]`."""
+    folders = [tmp_path_factory.mktemp("bad_input") for _ in BAD_INPUT]
+    runs = cli_runs("itnas_tf.search", [[*TINY, f"--output_dir={f}", *args] for f, (args, _) in zip(folders, BAD_INPUT)])
+    return list(zip(folders, runs))
+
+
+@pytest.mark.parametrize("case", range(len(BAD_INPUT)), ids=[message for _, message in BAD_INPUT])
+def test_cli_bad_input_is_a_clear_error(case, bad_input_runs):
+    folder, proc = bad_input_runs[case]
     assert proc.returncode != 0
-    assert message in proc.stderr
+    assert BAD_INPUT[case][1] in proc.stderr
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "result.json").exists()
+    assert not (folder / "result.json").exists()
 
 
 def test_split_is_disjoint_covering_and_seeded():

@@ -51,9 +51,9 @@ def test_dot_source_holds_every_edge_and_op_of_darts_v2_and_an_nb201_cell():
 
 @needs_dot
 @pytest.mark.parametrize("genotype", [format_genotype(DARTS_V2), str(NB201)])
-def test_cells_render_to_png_svg_and_pdf_through_graphviz(tmp_path, genotype):
-    for suffix in ("png", "svg", "pdf"):
-        proc = _visualize(genotype, f"--out={tmp_path / ('cell.' + suffix)}", "--renderer=graphviz")
+def test_cells_render_to_png_svg_and_pdf_through_graphviz(tmp_path, genotype, cli_runs):
+    runs = [[genotype, f"--out={tmp_path / ('cell.' + suffix)}", "--renderer=graphviz"] for suffix in ("png", "svg", "pdf")]
+    for proc in cli_runs("itnas_tf.visualize", runs):
         assert proc.returncode == 0 and "drawn with graphviz" in proc.stdout, proc.stderr[-2000:]
     _assert_picture(tmp_path / "cell.png")
     assert (tmp_path / "cell.pdf").read_bytes().startswith(b"%PDF")
@@ -109,23 +109,27 @@ def test_result_json_labels_edges_with_importance_margin_and_runner_up(tmp_path)
     _assert_picture(tmp_path / "cell.png")
 
 
-def test_bad_input_gives_a_clear_message(tmp_path):
-    proc = _visualize(str(NB201))
-    assert proc.returncode == 2 and "--out=FILE is required" in proc.stderr
-    proc = _visualize("help")  # the published names, no picture
-    assert proc.returncode == 0 and "DARTS_V2" in proc.stdout, proc.stderr[-2000:]
-    proc = _visualize("Genotype(normal=[('sep_conv_3x3', 0)])", f"--out={tmp_path / 'a.png'}")
-    assert proc.returncode == 2 and "error:" in proc.stderr
-    proc = _visualize(str(NB201), f"--out={tmp_path / 'a.jpg'}")
-    assert proc.returncode == 2 and "unknown picture format '.jpg'" in proc.stderr
+def test_bad_input_gives_a_clear_message(tmp_path, cli_runs):
+    no_out, listing, bad, jpg = cli_runs("itnas_tf.visualize", [
+        [str(NB201)],
+        ["help"],  # the published names, no picture
+        ["Genotype(normal=[('sep_conv_3x3', 0)])", f"--out={tmp_path / 'a.png'}"],
+        [str(NB201), f"--out={tmp_path / 'a.jpg'}"],
+    ])
+    assert no_out.returncode == 2 and "--out=FILE is required" in no_out.stderr
+    assert listing.returncode == 0 and "DARTS_V2" in listing.stdout, listing.stderr[-2000:]
+    assert bad.returncode == 2 and "error:" in bad.stderr
+    assert jpg.returncode == 2 and "unknown picture format '.jpg'" in jpg.stderr
     with pytest.raises(PlotError, match="unknown picture format"):
         write(picture(NB201), tmp_path / "a.gif")
     # No `dot` on PATH: asked for Graphviz, a message naming the fix; on auto, matplotlib draws it.
     (tmp_path / "bin").mkdir()
     env = {"PATH": str(tmp_path / "bin"), "HOME": str(tmp_path / "home")}
     out = tmp_path / "out"
-    proc = _visualize(str(NB201), f"--out={out / 'a.svg'}", "--renderer=graphviz", env=env)
-    assert proc.returncode == 2 and "apt-get install graphviz" in proc.stderr and "--renderer=matplotlib" in proc.stderr
-    proc = _visualize(str(NB201), f"--out={out / 'b.svg'}", env=env)
-    assert proc.returncode == 0 and "drawn with matplotlib" in proc.stdout, proc.stderr[-2000:]
+    refused, drawn = cli_runs(
+        "itnas_tf.visualize", [[str(NB201), f"--out={out / 'a.svg'}", "--renderer=graphviz"], [str(NB201), f"--out={out / 'b.svg'}"]],
+        env=env,
+    )
+    assert refused.returncode == 2 and "apt-get install graphviz" in refused.stderr and "--renderer=matplotlib" in refused.stderr
+    assert drawn.returncode == 0 and "drawn with matplotlib" in drawn.stdout, drawn.stderr[-2000:]
     assert sorted(p.name for p in out.iterdir()) == ["b.svg"]  # nothing half-written
