@@ -142,8 +142,10 @@ def test_int8_files_of_a_half_million_parameter_network_are_about_a_quarter_of_t
         return max(len(t["quantization_parameters"]["scales"]) for t in Interpreter(str(path)).get_tensor_details())
 
     assert most_scales(out / "export" / "model_int8.tflite") == 1  # what keeps it small
+    # its accuracy is not what this checks: per channel, top-1 agreed on 98.9% (under the rule's 99%)
+    # on an AMD EPYC, where the retraining's weights differ from an Intel Xeon's in their last bits
     per_channel = _run("export", f"--checkpoint={out}", "--formats=tflite_int8", "--int8_per_channel",
-                       f"--output_dir={tmp_path / 'per_channel'}")
+                       "--allow_accuracy_drop", f"--output_dir={tmp_path / 'per_channel'}")
     assert per_channel.returncode == 0, per_channel.stderr[-3000:]
     assert most_scales(tmp_path / "per_channel" / "model_int8.tflite") > 1
     assert (tmp_path / "per_channel" / "model_int8.tflite").stat().st_size > 1.2 * size["tflite_int8"]
