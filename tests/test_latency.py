@@ -3,6 +3,7 @@ the search selecting under `--max_latency_ms`."""
 
 import json
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,11 +124,15 @@ def test_export_prints_the_tables_prediction_beside_the_measured_latency(tiny_ta
     export = [f"--checkpoint={tmp_path}", "--formats=onnx"]
     other = tmp_path / "other.json"
     other.write_text(json.dumps({**json.loads(path.read_text()), "num_classes": 100}))
+    # the refused run exports a copy of the checkpoint, to its default folder, which must stay unmade
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "checkpoint.npz", copy)
     refused, proc = cli_runs("export", [
-        [*export, f"--latency_table={other}", f"--output_dir={tmp_path / 'refused'}"], [*export, f"--latency_table={path}"]
+        [f"--checkpoint={copy}", "--formats=onnx", f"--latency_table={other}"], [*export, f"--latency_table={path}"]
     ])
     assert refused.returncode == 2 and "num_classes 100 (needed 10)" in refused.stderr, refused.stderr[-2000:]
-    assert not (tmp_path / "refused").exists()
+    assert not (copy / "export").exists()
     assert proc.returncode == 0, proc.stderr[-2000:]
     predicted = json.loads((tmp_path / "export" / "manifest.json").read_text())["latency"]["predicted"]
     assert predicted["ms"] == pytest.approx(LatencyTable.load(path)(genotype.ops))
