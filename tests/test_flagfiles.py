@@ -13,6 +13,8 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
+import threading
 
 import pytest
 
@@ -68,69 +70,111 @@ def test_every_flagfile_has_a_run():
 ONE_DEVICE = ("--distribution=none", "--cpu_replicas=0")  # the mirrored chain flagfile's step, on one device
 
 
-def run_group(module, runs, outs, futures):
-    """Runs `runs` (`(config, extra flags)`, all of `module`) in one process, one after the other, each
-    in its folder of `outs`, and settles each one's future with its result file or with why it failed."""
-    try:
-        _run_group(module, runs, outs, futures)
-    except BaseException as e:  # a timeout: no test waits forever
-        for run in runs:
-            if not futures[run].done():
-                futures[run].set_exception(e)
+RUN_TIMEOUT = 1800  # seconds: a run that hangs fails instead of holding the tier
 
 
-def _run_group(module, runs, outs, futures):
-    argvs = [[f"--flagfile=configs/{config}", *RUNS[config][1], *extra, f"--data_dir={out / 'tfds'}",
-              f"--output_dir={out / 'run'}"] for (config, extra), out in zip(runs, outs)]
-    # the allocator `python -m itnas_tf.search` starts again with (itnas_tf/malloc.py): the chain's
-    # one-device run took 69 s with jemalloc, 79 s with glibc's
-    environ = malloc.preloaded(os.environ) or os.environ
-    proc = subprocess.run(
-        [sys.executable, str(ROOT / "tests" / "run_flagfile.py"), module, str(EXAMPLES), json.dumps(argvs)],
-        cwd=ROOT, env=environ, capture_output=True, text=True, timeout=3600,
-    )
-    ended = {}
-    for line in proc.stdout.splitlines():
-        if line.startswith("RUN_ENDED "):
-            report = json.loads(line[len("RUN_ENDED "):])
-            ended[report["index"]] = report["error"]
-    for index, (run, out) in enumerate(zip(runs, outs)):
-        if index not in ended:
-            futures[run].set_exception(AssertionError(
-                f"the process of {[r[0] for r in runs]} ended (exit {proc.returncode}) before this run did:\n"
-                + proc.stderr[-3000:]))
-        elif ended[index]:
-            futures[run].set_exception(AssertionError(ended[index]))
-        else:
-            name = "result.json" if module == SEARCH else "retrain.json"
-            futures[run].set_result(json.loads((out / "run" / name).read_text()))
+def own_process(run):
+    """Whether `run` (`(config, extra flags)`) needs a process to itself: a device split or a thread
+    count is fixed at TensorFlow's start."""
+    flags = [*RUNS[run[0]][1], *run[1]]
+    replicas = [f for f in flags if f.startswith("--cpu_replicas=")]
+    return (bool(replicas) and replicas[-1] != "--cpu_replicas=0") or "--intra_op_threads" in (
+        ROOT / "configs" / run[0]).read_text()
 
 
-def _sets_threads(run):
-    return "--intra_op_threads" in (ROOT / "configs" / run[0]).read_text()
+def order(wanted):
+    """The runs in the order the lanes take them: those that need their own process, then each CLI's,
+    the chain's (the longest) first and NB201's (the shortest) last, so that the lanes end together."""
+    return sorted(wanted, key=lambda run: (not own_process(run), RUNS[run[0]][0] == RETRAINING,
+                                           "proxyless" not in run[0], "nb201" in run[0]))
 
 
-def groups(wanted):
-    """The runs in processes: each CLI's runs share one TensorFlow import, split in two where they are
-    many so that both cores work; a device split (`--cpu_replicas=2`) needs a process of its own. The
-    longest first, except that a flagfile setting the thread count (also fixed at TensorFlow's start)
-    comes first in its process: the runs after it run on its count."""
-    alone = [[run] for run in wanted if "--cpu_replicas=2" in RUNS[run[0]][1] + list(run[1])]
-    rest = [run for run in wanted if [run] not in alone]
-    searches = sorted((run for run in rest if RUNS[run[0]][0] == SEARCH),
-                      key=lambda run: (not _sets_threads(run), "proxyless" not in run[0]))
-    retraining = [run for run in rest if RUNS[run[0]][0] == RETRAINING]
-    return [g for g in (*alone, searches[0::2], searches[1::2], retraining) if g]
+class Runner:
+    """A `tests/run_flagfile.py` process of one CLI, sent one run at a time."""
+
+    def __init__(self, module, stderr):
+        # the allocator `python -m itnas_tf.search` starts again with (itnas_tf/malloc.py): the chain's
+        # one-device run took 69 s with jemalloc, 79 s with glibc's
+        environ = malloc.preloaded(os.environ) or os.environ
+        self.module, self.stderr = module, stderr
+        self.proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "tests" / "run_flagfile.py"), module, str(EXAMPLES)], cwd=ROOT, env=environ,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+        )
+
+    def run(self, argv):
+        """The run's error (a traceback, or why the process ended first), or None."""
+        watchdog = threading.Timer(RUN_TIMEOUT, self.proc.kill)
+        watchdog.start()
+        try:
+            self.proc.stdin.write(json.dumps(argv) + "\n")
+            self.proc.stdin.flush()
+            for line in self.proc.stdout:
+                if line.startswith("RUN_ENDED "):
+                    return json.loads(line[len("RUN_ENDED "):])["error"]
+        except BrokenPipeError:
+            pass
+        finally:
+            watchdog.cancel()
+        code = self.proc.wait()
+        self.stderr.seek(0)
+        return f"its process ended (exit {code}) before the run did:\n" + self.stderr.read()[-3000:]
+
+    def close(self):
+        """Ends the process; one that is still tearing a large graph down after 10 s is killed (its
+        runs' files are written by then)."""
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+
+
+def lane(pending, lock, outs, futures):
+    """One of two: takes the next run from `pending` until none is left, and settles its future with
+    its result file or with why it failed. Each CLI's runs share a process (one TensorFlow import) as
+    long as they come in a row."""
+    runner = None
+    while True:
+        with lock:
+            if not pending:
+                break
+            run = pending.pop(0)
+        module, out = RUNS[run[0]][0], outs[run]
+        if runner is not None and (runner.module != module or runner.proc.poll() is not None):
+            runner.close()
+            runner = None
+        argv = [f"--flagfile=configs/{run[0]}", *RUNS[run[0]][1], *run[1], f"--data_dir={out / 'tfds'}",
+                f"--output_dir={out / 'run'}"]
+        try:
+            if runner is None:
+                runner = Runner(module, tempfile.TemporaryFile("w+"))
+            error = runner.run(argv)
+            if not error:
+                name = "result.json" if module == SEARCH else "retrain.json"
+                futures[run].set_result(json.loads((out / "run" / name).read_text()))
+        except BaseException as e:  # no test waits forever
+            error = repr(e)
+        if error:
+            futures[run].set_exception(AssertionError(error))
+        if own_process(run) and runner is not None:
+            runner.close()
+            runner = None
+    if runner is not None:
+        runner.close()
 
 
 @pytest.fixture(scope="module")
 def runs(request, tmp_path_factory):
-    """`{(config, extra flags): future result}`: every run this session selected, in two processes at a
-    time.
+    """`{(config, extra flags): future result}`: every run this session selected, in two lanes.
 
     A run is mostly tracing and graph optimisation, on one core each, so two processes side by side
     take about half the time on this project's 2-core machines; in one process, the runs after the
-    first skip TensorFlow's import and start-up.
+    first skip TensorFlow's import and start-up. Each lane takes the next run when it is free (the
+    two-replica chain run alone took as long as a dozen others).
     """
     wanted = []
     for item in request.session.items:
@@ -140,10 +184,11 @@ def runs(request, tmp_path_factory):
             wanted += [("proxyless_imagenet.cfg", ()), ("proxyless_imagenet.cfg", ONE_DEVICE)]
     wanted = list(dict.fromkeys(wanted))
     futures = {run: concurrent.futures.Future() for run in wanted}
+    outs = {run: tmp_path_factory.mktemp("run") for run in wanted}
+    pending, lock = order(wanted), threading.Lock()
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        for group in groups(wanted):
-            outs = [tmp_path_factory.mktemp("run") for _ in group]
-            pool.submit(run_group, RUNS[group[0][0]][0], group, outs, futures)
+        for _ in range(2):
+            pool.submit(lane, pending, lock, outs, futures)
         yield futures
 
 

@@ -151,7 +151,7 @@ def test_max_pool_gradient_pools_again_with_tensorflows_values(stride, padding):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-@pytest.mark.parametrize("space, layers, kinds", [("darts", 8, 5), ("nb201", 5, 3)])
+@pytest.mark.parametrize("space, layers, kinds", [("darts", 5, 5), ("nb201", 5, 3)])
 def test_a_supernets_edges_share_one_function_per_kind(space, layers, kinds):
     from itnas_tf import spaces
 
@@ -160,4 +160,4 @@ def test_a_supernets_edges_share_one_function_per_kind(space, layers, kinds):
     model(x)
     tf.function(lambda x: model(x, training=True)).get_concrete_function(x)
     edges = mixed_layers(model)
-    assert len({id(k) for e in edges for k in e.__dict__.get("_shared_kinds", {}).values()}) == kinds  # of 112, 90
+    assert len({id(k) for e in edges for k in e.__dict__.get("_shared_kinds", {}).values()}) == kinds  # of 70, 90

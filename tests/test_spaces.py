@@ -59,6 +59,7 @@ def test_fit_trains_batch_norm_on_batch_statistics(space):
     model = spaces.supernet(space, 10, init_channels=4, layers=3 if space == "s4" else 1)
     model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     x = np.random.default_rng(0).normal(1.0, 2.0, size=(4, 8, 8, 3)).astype("float32")
+    model(x[:2])  # built eagerly, as the searcher does: else `fit` makes every variable in its trace, a `cond` each
     model.fit(x, np.arange(4), batch_size=4, epochs=1, verbose=0)
     means = [v.numpy() for v in model.non_trainable_variables if v.path.endswith("moving_mean")]
     assert means and all(np.abs(m).sum() > 0 for m in means)
