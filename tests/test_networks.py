@@ -12,6 +12,7 @@ from itnas_tf import DARTS_V2, PROXYLESS_GPU, ChainGenotype, NB201Genotype
 from itnas_tf.counting import count
 from itnas_tf.genotypes import Genotype, GenotypeError
 from itnas_tf.networks import ChainNetwork, NB201Network, NetworkCIFAR, NetworkImageNet, build_network
+from itnas_tf.ops.base import Op
 
 
 def test_darts_v2_cifar_network_reproduces_the_reference():
@@ -96,6 +97,38 @@ def test_a_target_network_builds_without_tracing_a_layer_on_its_own(network, sid
     logits = network()(np.zeros((2, side, side, 3), "float32"))  # built by its first call, as `count` builds it
     assert traced == []
     assert logits.shape == (2, 10)  # the shapes the layers gave were the right ones
+
+
+@pytest.mark.parametrize(
+    "network",
+    [lambda: NB201Network(NB201Genotype.from_ops(["nor_conv_3x3", "none", "skip_connect"] * 2), 10, 4, 1),
+     lambda: NetworkCIFAR(DARTS_V2, 10, 4, 3, auxiliary=False),
+     lambda: NetworkCIFAR(DARTS_V2, 10, 4, 3),  # its `build` also makes the auxiliary head
+     lambda: ChainNetwork(dataclasses.replace(PROXYLESS_GPU, input_size=32, num_classes=10, se=True))],
+    ids=["nb201", "darts", "darts_auxiliary", "chain_se"],
+)
+def test_a_network_built_by_its_first_eager_call_is_the_one_its_build_makes(network, monkeypatch):
+    """An op first called on real tensors builds in that call instead of a symbolic walk of `call`
+    (`ops/base.py`, `build_in_call`): the same variables, values and build configs."""
+    def made(build):
+        keras.backend.clear_session()  # the same layer names
+        keras.utils.set_random_seed(1)
+        net = network()
+        build(net)
+        return net, {layer.path: layer.get_build_config() for layer in net._flatten_layers()}
+
+    x = np.zeros((1, 32, 32, 3), "float32")
+    built, configs = made(lambda net: net.build(x.shape))
+    walks = []
+    shape_of = Op.compute_output_shape
+    monkeypatch.setattr(Op, "compute_output_shape", lambda op, shape: walks.append(op.path) or shape_of(op, shape))
+    called, called_configs = made(lambda net: net(x))
+    assert [w.path for w in called.weights] == [w.path for w in built.weights]
+    for a, b in zip(called.weights, built.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=a.path)
+    assert called_configs == configs
+    if not getattr(called, "aux_head", None):
+        assert walks == []
 
 
 def test_genotype_that_does_not_fit_is_refused():

@@ -10,7 +10,7 @@ from keras import ops
 
 from itnas_tf.genotypes import GenotypeError, validate
 from itnas_tf.ops import FactorizedReduce, Identity, ReLUConvBN, batch_norm, make_op
-from itnas_tf.ops.base import Op, register
+from itnas_tf.ops.base import Op, build_in_call, builds_by_calling, register
 
 
 @register
@@ -57,6 +57,7 @@ class Cell(Op):
         ]
         self.drops = [DropPath(drop_rate) if drop_rate is not None else None for _ in self.ops_]
 
+    @builds_by_calling
     def build(self, input_shape):
         s0, s1 = (keras.KerasTensor(tuple(shape), dtype=self.compute_dtype) for shape in input_shape)
         self.call((s0, s1))
@@ -135,6 +136,7 @@ class _Network(keras.Model):
         )
         self.aux_head = None
 
+    @builds_by_calling
     def build(self, input_shape):
         self.call(keras.KerasTensor(tuple(input_shape)))
         # The auxiliary head only runs in training; build it now so that checkpoints hold it, where
@@ -142,6 +144,11 @@ class _Network(keras.Model):
         if self.aux_head is not None and min(self._aux_input_shape[1:3]) >= 5:
             self.aux_head(keras.KerasTensor(self._aux_input_shape), training=True)
         self.built = True
+
+    def _maybe_build(self, call_spec):
+        if self.aux_head is None:  # else `build` makes the head too, which no inference call reaches
+            build_in_call(self, call_spec)
+        super()._maybe_build(call_spec)
 
     def _cells(self, C, reduction_prev):
         cells, reductions = [], sorted({self.num_layers // 3, 2 * self.num_layers // 3})

@@ -10,12 +10,12 @@ from keras import ops
 
 from itnas_tf.genotypes import NB201Genotype
 from itnas_tf.ops import batch_norm, make_op
-from itnas_tf.ops.base import register
+from itnas_tf.ops.base import BuildsInCall, builds_by_calling, register
 from itnas_tf.spaces.nb201 import stages
 
 
 @register
-class InferCell(keras.layers.Layer):
+class InferCell(BuildsInCall, keras.layers.Layer):
     def __init__(self, genotype, channels, **kwargs):
         super().__init__(**kwargs)
         self.genotype = NB201Genotype.from_string(str(genotype))
@@ -24,6 +24,7 @@ class InferCell(keras.layers.Layer):
             (k, j, make_op(op, channels, 1)) for op, k, j in self.genotype.edges() if op != "none"
         ]
 
+    @builds_by_calling  # every op on the input's shape, as `call` runs them
     def build(self, input_shape):
         for _, _, op in self.edge_ops:
             op.build(input_shape)
@@ -44,7 +45,7 @@ class InferCell(keras.layers.Layer):
 
 
 @register
-class NB201Network(keras.Model):
+class NB201Network(BuildsInCall, keras.Model):
     """The benchmark's network: `init_channels=16`, `layers=5` (N cells per stage)."""
 
     def __init__(self, genotype, num_classes=10, init_channels=16, layers=5, **kwargs):
@@ -60,6 +61,7 @@ class NB201Network(keras.Model):
         self.last_bn = batch_norm(name="last_bn")
         self.classifier = keras.layers.Dense(num_classes, name="classifier")
 
+    @builds_by_calling
     def build(self, input_shape):  # weights from a shape alone, as `load_weights` after `build_from_config` needs
         self.call(keras.KerasTensor(tuple(input_shape)))
         self.built = True

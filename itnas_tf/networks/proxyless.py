@@ -11,7 +11,7 @@ from keras import ops
 from itnas_tf.counting import count
 from itnas_tf.genotypes import ChainGenotype, GenotypeError
 from itnas_tf.ops import MBConv, batch_norm, make_op
-from itnas_tf.ops.base import register, same_padding
+from itnas_tf.ops.base import BuildsInCall, builds_by_calling, register, same_padding
 
 DEFAULT_WIDTHS = {
     "stem": 32,
@@ -42,7 +42,7 @@ def block_plan(genotype):
 
 
 @register
-class ChainNetwork(keras.Model):
+class ChainNetwork(BuildsInCall, keras.Model):
     """`ChainGenotype` -> Keras model; `PROXYLESS_GPU` gives ProxylessNAS-GPU."""
 
     def __init__(self, genotype, **kwargs):
@@ -67,6 +67,7 @@ class ChainNetwork(keras.Model):
         self.head_bn = batch_norm(name="head_bn")
         self.classifier = keras.layers.Dense(genotype.num_classes, name="classifier")
 
+    @builds_by_calling
     def build(self, input_shape):  # Keras's own would trace `call` in a graph of its own
         self.call(keras.KerasTensor(tuple(input_shape)))
         self.built = True

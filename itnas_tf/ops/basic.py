@@ -210,14 +210,13 @@ class FactorizedReduce(Op):
         self.conv_2 = keras.layers.Conv2D(half, 1, use_bias=False, name="conv_2")
         self.bn = batch_norm(affine, name="bn")
 
-    def build(self, input_shape):
+    def make_for_input(self, input_shape):
         h, w = input_shape[1], input_shape[2]
         if (h is not None and h % 2) or (w is not None and w % 2):
             raise ValueError(
                 f"FactorizedReduce needs an even height and width, got {h}x{w}: "
                 "use an input size that stays even down to the last reduction."
             )
-        super().build(input_shape)
 
     def call(self, x, training=None):
         x = ops.relu(x)

@@ -84,15 +84,14 @@ class SepConv(Op):
         self.depthwise_1 = keras.layers.DepthwiseConv2D(
             kernel_size, stride, padding=padding, use_bias=False, name="depthwise_1"
         )
-        self.pointwise_1 = None  # made in build: its width is the input's channel count
+        self.pointwise_1 = None  # made in `make_for_input`: its width is the input's channel count
         self.bn_1 = batch_norm(affine, name="bn_1")
         self.depthwise_2 = _depthwise(kernel_size, "depthwise_2")
         self.pointwise_2 = _pointwise(channels, "pointwise_2")
         self.bn_2 = batch_norm(affine, name="bn_2")
 
-    def build(self, input_shape):
+    def make_for_input(self, input_shape):
         self.pointwise_1 = _pointwise(input_shape[-1], "pointwise_1")
-        super().build(input_shape)
 
     def call(self, x, training=None):
         x = ops.relu(x)

@@ -39,12 +39,11 @@ class SqueezeExcite(Op):
         self.squeeze = None
         self.excite = None
 
-    def build(self, input_shape):
+    def make_for_input(self, input_shape):
         channels = input_shape[-1]
         mid = make_divisible(channels // self.reduction)
         self.squeeze = PooledConv2D(mid, 1, name="squeeze")
         self.excite = PooledConv2D(channels, 1, name="excite")
-        super().build(input_shape)
 
     def call(self, x):
         s = ops.mean(x, axis=(1, 2), keepdims=True)
@@ -94,7 +93,7 @@ class MBConv(Op):
         self.project = keras.layers.Conv2D(channels, 1, use_bias=False, name="project")
         self.project_bn = batch_norm(name="project_bn")
 
-    def build(self, input_shape):
+    def make_for_input(self, input_shape):
         mid = round(input_shape[-1] * self.expand_ratio)
         if self.expand_ratio != 1:
             self.expand = keras.layers.Conv2D(mid, 1, use_bias=False, name="expand")
@@ -103,7 +102,6 @@ class MBConv(Op):
             self.kernel_size, self.stride, padding=self._dw_padding, use_bias=False, name="depthwise"
         )
         self.depthwise_bn = batch_norm(name="depthwise_bn")
-        super().build(input_shape)
 
     def call(self, x, training=None):
         for layer, bn in self.segments():
