@@ -102,7 +102,8 @@ def startup_section(results):
              "searcher builds it (its optimisers, `itnas_tf/optimizers.py`; `Supernet.build_for_fit`), then `train_step` as one `tf.function`: imports "
              "(TensorFlow, Keras, itnas_tf), build, tracing the step (forward, gradient, optimizer), the first "
              "call's graph optimisation and instantiation (the first step's time less a later step's; without a GPU "
-             "Grappler runs its model pruner alone, `itnas_tf/engine/tracing.py`), and the step. Each row is the run with the "
+             "Grappler runs its model pruner alone, `itnas_tf/engine/tracing.py`; it also holds the first touch of the "
+             "step's memory, which later steps reuse), and the step. Each row is the run with the "
              "median time to the first step, of several (the rows run in turn); the last column is the range "
              "over its runs.", "",
              "| space | C | cells | batch | strategy | " + " | ".join(p.replace("_", " ") + " (s)" for p in STARTUP_PARTS)
