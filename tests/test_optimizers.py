@@ -10,15 +10,16 @@ from itnas_tf.optimizers import SGD, Adam
 KERAS = {SGD: keras.optimizers.SGD, Adam: keras.optimizers.Adam}
 
 
-def _train(cls, n, steps=3, eager=False, strategy=None, **kwargs):
-    """`n` variables, `steps` updates under a cosine schedule (compiled unless `eager`, inside
-    `strategy` if given); the variables and the step's graph.
+def _train(cls, n, steps=3, eager=False, strategy=None, shapes=((4,),), **kwargs):
+    """`n` variables (of `shapes` in turn), `steps` updates under a cosine schedule (compiled unless
+    `eager`, inside `strategy` if given); the variables and the step's graph.
 
     (Two replicas against one device: tests/test_distribution.py, whose searches decay their weights.)
     """
     rng = np.random.default_rng(0)
     with strategy.scope() if strategy else contextlib.nullcontext():
-        variables = [keras.Variable(rng.standard_normal(4).astype("float32"), name=f"v{i}") for i in range(n)]
+        shape_of = [shapes[i % len(shapes)] for i in range(n)]
+        variables = [keras.Variable(rng.standard_normal(shape_of[i]).astype("float32"), name=f"v{i}") for i in range(n)]
         optimizer = cls(keras.optimizers.schedules.CosineDecay(0.1, 10), weight_decay=3e-4, **kwargs)
         optimizer.build(variables)
 
@@ -26,7 +27,7 @@ def _train(cls, n, steps=3, eager=False, strategy=None, **kwargs):
         optimizer.apply(grads, variables)
 
     step = tf.function(lambda grads: strategy.run(apply, (grads,)) if strategy else apply(grads))
-    grads = [[tf.constant(rng.standard_normal(4).astype("float32")) for _ in variables] for _ in range(steps)]
+    grads = [[tf.constant(rng.standard_normal(s).astype("float32")) for s in shape_of] for _ in range(steps)]
     for g in grads:
         (apply if eager else step)(g)
     return [v.numpy() for v in variables], step.get_concrete_function(grads[0]).graph
@@ -48,7 +49,9 @@ def test_weight_decay_reads_the_schedule_once_and_updates_as_keras_does(cls):
 
 @pytest.mark.parametrize("eager", [False, True])
 def test_sgd_updates_each_variable_in_one_kernel_bit_for_bit_as_keras(eager):
-    settings = {"momentum": 0.9, "global_clipnorm": 5.0}
+    # every rank a supernet has (a scale, biases, dense and convolution kernels), each clipped by the
+    # global norm with one axes constant per rank
+    settings = {"momentum": 0.9, "global_clipnorm": 5.0, "shapes": [(), (4,), (3, 4), (3, 3, 2, 4)]}
     ours, graph = _train(SGD, 12, eager=eager, **settings)
     theirs, keras_graph = _train(keras.optimizers.SGD, 12, eager=eager, **settings)
     for a, b in zip(ours, theirs):
@@ -57,6 +60,9 @@ def test_sgd_updates_each_variable_in_one_kernel_bit_for_bit_as_keras(eager):
     assert sorted(set(kernels)) == ["ResourceApplyGradientDescent", "ResourceApplyKerasMomentum"]
     assert len(kernels) == 24  # a decay and an update per variable
     assert len(graph.get_operations()) < 0.6 * len(keras_graph.get_operations())
+    if not eager:
+        sums = [op for op in graph.get_operations() if op.type == "Sum"]
+        assert len({op.inputs[1].name for op in sums}) <= 5  # the clip's four ranks and its total
 
 
 def test_sgd_keeps_keras_updates_under_a_distribution_strategy():
