@@ -103,8 +103,8 @@ class _ClipTheGlobalGradient:
         context = tf.distribute.get_replica_context()
         clipping = self.clipnorm or self.global_clipnorm or self.clipvalue
         if not clipping or context is None or context.num_replicas_in_sync == 1:
-            dense = all(g is None or isinstance(g, tf.Tensor) for g in grads)
-            if not self.clipnorm and (self.global_clipnorm or 0) > 0 and dense:
+            global_only = not self.clipnorm and (self.global_clipnorm or 0) > 0
+            if global_only and all(g is None or isinstance(g, tf.Tensor) for g in grads):
                 return _clip_by_global_norm(grads, self.global_clipnorm)
             return super()._clip_gradients(grads)
         present = [g for g in grads if g is not None]
@@ -118,15 +118,13 @@ def _clip_by_global_norm(grads, clip_norm):
     """Keras's `clip_by_global_norm`, its expressions in its order, with one reduction-axes constant per
     rank where `ops.sum` makes one per gradient: a supernet's step has thousands of gradients
     (651 on the NB201 supernet, C=16, N=5), and each constant is a node to trace and instantiate."""
-    axes = {}
 
-    def squared_norm(g):
-        rank = g.shape.rank
-        if rank not in axes:
-            axes[rank] = tf.constant(list(range(rank)), tf.int32)
-        return tf.reduce_sum(tf.square(g), axis=axes[rank])
+    @functools.cache
+    def axes(rank):
+        return tf.constant(list(range(rank)), tf.int32)
 
-    use_norm = keras.ops.sqrt(keras.ops.sum(keras.ops.stack([squared_norm(g) for g in grads if g is not None])))
+    squared_norms = [tf.reduce_sum(tf.square(g), axis=axes(g.shape.rank)) for g in grads if g is not None]
+    use_norm = keras.ops.sqrt(keras.ops.sum(keras.ops.stack(squared_norms)))
     scale_for_finite = clip_norm * keras.ops.minimum(1.0 / use_norm, 1.0 / clip_norm)
     scale = scale_for_finite + (use_norm - use_norm)  # NaN for a non-finite norm, as in Keras
     return [None if g is None else g * scale for g in grads]
