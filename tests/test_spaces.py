@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from itnas_tf import spaces
-from itnas_tf.engine import collecting_importance
+from itnas_tf.engine import MixedLayer, collecting_importance
 from itnas_tf.ops import PRIMITIVES
+from itnas_tf.ops.base import Op
 from itnas_tf.spaces import darts
 
 
@@ -115,12 +116,16 @@ def test_an_edge_whose_importances_all_underflowed_is_reported(caplog):
 
 
 @pytest.mark.parametrize("space, layers", [("nb201", 1), ("s4", 3), ("proxyless", None)])
-def test_first_eager_call_builds_what_keras_symbolic_build_does(space, layers):
+def test_first_eager_call_builds_what_keras_symbolic_build_does(space, layers, monkeypatch):
     """A supernet's first eager call builds each layer as the call reaches it instead of tracing `call`
-    symbolically first: the same variables in the same order with the same initial values."""
+    symbolically first, its edges' candidates included (`MixedLayer`, `build_in_call`): the same
+    variables in the same order with the same initial values, and the same build configs."""
     chain = {"widths": {"stem": 4, "first": 4, "stages": [4] * 8 + [8] * 12 + [8], "head": 8}} if layers is None else {}
     x = np.random.default_rng(0).normal(size=(2, 32, 32, 3)).astype("float32")
-    built = []
+    walks = []
+    shape_of = Op.compute_output_shape
+    monkeypatch.setattr(Op, "compute_output_shape", lambda op, shape: walks.append(op.path) or shape_of(op, shape))
+    built, configs = [], []
     for first_call in ("eager", "symbolic"):
         keras.backend.clear_session()  # the same layer names
         keras.utils.set_random_seed(0)
@@ -129,9 +134,15 @@ def test_first_eager_call_builds_what_keras_symbolic_build_does(space, layers):
             model(keras.KerasTensor(x.shape))
         model(x)  # (S4's noise op draws in it)
         built.append({v.path: v.numpy() for v in model.variables})
+        configs.append({layer.path: (layer.get_build_config(), getattr(layer, "output_shape_", None))
+                        for layer in model._flatten_layers(include_self=False)})
+        if first_call == "eager":
+            edges = [layer.path for layer in model._flatten_layers() if isinstance(layer, MixedLayer)]
+            assert edges and not [path for path in walks if any(path.startswith(f"{e}/") for e in edges)]
     assert list(built[0]) == list(built[1])
     for path in built[0]:
         np.testing.assert_array_equal(built[0][path], built[1][path], err_msg=path)
+    assert configs[0] == configs[1]
 
 
 @pytest.mark.parametrize("strategy", ["it", "darts"])

@@ -7,7 +7,7 @@ from keras import ops
 
 from itnas_tf.engine.indicator_token import MIX_MODES, IndicatorTokenBlock, weighted_sum
 from itnas_tf.engine.shared_edges import in_stateless_scope, shared_call, stateless_cond
-from itnas_tf.ops.base import register, replica_context, synchronized_batch_norms
+from itnas_tf.ops.base import build_in_call, builds_by_calling, register, replica_context, synchronized_batch_norms
 from itnas_tf.ops.basic import Zero
 from itnas_tf.ops.registry import make_op
 
@@ -50,6 +50,7 @@ class MixedLayer(keras.layers.Layer):
         self.mix = mix
         self.ffn_ratio = ffn_ratio
         self.block = None
+        self.output_shape_ = None  # the candidates' output shape, once built
         object.__setattr__(self, "fixed_mask", None)  # set by `masked`; not a weight, not tracked
         if mix != "alphas":
             self.block = IndicatorTokenBlock(
@@ -62,13 +63,26 @@ class MixedLayer(keras.layers.Layer):
         ops_ = [make_op(n, channels, stride, affine=affine, se=se) for n in op_names]
         return cls(ops_, names=op_names, **kwargs)
 
+    @builds_by_calling
     def build(self, input_shape):
-        shapes = []
         for candidate in self.candidates:
             if not candidate.built:
                 candidate.build(input_shape)
-            spec = candidate.compute_output_spec(keras.KerasTensor(tuple(input_shape)))
-            shapes.append(tuple(spec.shape))
+        self._built_from(input_shape, [candidate.compute_output_spec(keras.KerasTensor(tuple(input_shape))).shape
+                                       for candidate in self.candidates])
+
+    def _maybe_build(self, call_spec):
+        # A first eager call that runs every candidate builds them as it reaches them (`build_in_call`);
+        # a mask of the whole batch would leave the untaken ones unbuilt, so that call builds first.
+        mask = call_spec.arguments_dict.get("candidate_mask")
+        mask = self.fixed_mask if mask is None else mask
+        if mask is None or len(mask.shape) != 1:
+            build_in_call(self, call_spec)
+        super()._maybe_build(call_spec)
+
+    def _built_from(self, input_shape, shapes):
+        """Checks the candidates' output shapes and builds the IT block from them."""
+        shapes = [tuple(s) for s in shapes]
         if len(set(s[1:] for s in shapes)) > 1:
             listing = ", ".join(f"{n} -> {s}" for n, s in zip(self.names, shapes))
             raise ValueError(
@@ -94,6 +108,13 @@ class MixedLayer(keras.layers.Layer):
             zeros[0] = False  # something must give the output its shape
         outputs = [None if zero else candidate(x) for zero, candidate in zip(zeros, self.candidates)] \
             if candidate_mask is None or len(candidate_mask.shape) != 1 else self._run_sampled(x, zeros, candidate_mask, training)
+        if self.output_shape_ is None:  # built by this call (`build_in_call`): the rest of `build`
+            shape = tuple(x.shape)
+            for zero, candidate in zip(zeros, self.candidates):
+                if zero and not candidate.built:
+                    candidate.build(shape)
+            self._built_from(shape, [c.compute_output_shape(shape) if o is None else o.shape
+                                     for c, o in zip(self.candidates, outputs)])
         dtype = next(o.dtype for o in outputs if o is not None)
         if self.block is None:
             if weights is None:

@@ -13,6 +13,12 @@ def _check_stride(stride):
     return stride
 
 
+def _strided_shape(input_shape, stride, channels):
+    """`x[:, ::stride, ::stride, :]`'s shape, with `channels` channels where given."""
+    b, h, w, c = input_shape
+    return (b, *(None if d is None else -(-d // stride) for d in (h, w)), channels or c)
+
+
 @register
 class Identity(Op):
     """`skip_connect` at stride 1."""
@@ -33,6 +39,12 @@ class Zero(Op):
         super().__init__(**kwargs)
         self.stride = _check_stride(stride)
         self.channels = channels
+
+    def build(self, input_shape):
+        self.built = True  # no weights: `Op.build`'s symbolic walk would only find the shape
+
+    def compute_output_shape(self, input_shape):
+        return _strided_shape(input_shape, self.stride, self.channels)
 
     def call(self, x):
         if self.stride > 1:
@@ -60,9 +72,7 @@ class Noise(Op):
         self.built = True  # no weights; the symbolic shape walk of `Op.build` cannot sample
 
     def compute_output_shape(self, input_shape):
-        b, h, w, c = input_shape
-        out = [None if d is None else -(-d // self.stride) for d in (h, w)]
-        return (b, *out, self.channels or c)
+        return _strided_shape(input_shape, self.stride, self.channels)
 
     def call(self, x):
         x = x[:, :: self.stride, :: self.stride, :]

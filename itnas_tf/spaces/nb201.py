@@ -11,7 +11,7 @@ from keras import ops
 from itnas_tf.engine import MixedLayer, Supernet
 from itnas_tf.genotypes import NB201Genotype
 from itnas_tf.ops import NB201_OPS, ReLUConvBN, batch_norm
-from itnas_tf.ops.base import Op, register
+from itnas_tf.ops.base import BuildsInCall, Op, builds_by_calling, register
 
 NUM_NODES = 4  # node 0 is the cell input
 
@@ -38,7 +38,7 @@ class ResNetBlock(Op):
 
 
 @register
-class SearchCell(keras.layers.Layer):
+class SearchCell(BuildsInCall, keras.layers.Layer):
     """Node k = sum over j < k of edge(j -> k)(node j); the cell returns node 3."""
 
     def __init__(self, channels, mix="weighted", **kwargs):
@@ -51,6 +51,7 @@ class SearchCell(keras.layers.Layer):
             for j in range(k)
         ]
 
+    @builds_by_calling  # every edge on the input's shape, in the order `call` runs them
     def build(self, input_shape):
         for edge in self.edges:
             edge.build(input_shape)
