@@ -6,7 +6,7 @@ import pytest
 
 from itnas_tf import spaces
 from itnas_tf.engine import MixedLayer, collecting_importance
-from itnas_tf.ops import PRIMITIVES
+from itnas_tf.ops import PRIMITIVES, batch_norm, make_op
 from itnas_tf.ops.base import Op
 from itnas_tf.spaces import darts
 
@@ -143,6 +143,36 @@ def test_first_eager_call_builds_what_keras_symbolic_build_does(space, layers, m
     for path in built[0]:
         np.testing.assert_array_equal(built[0][path], built[1][path], err_msg=path)
     assert configs[0] == configs[1]
+
+
+def test_a_darts_supernet_builds_its_edges_in_its_first_eager_call(monkeypatch):
+    """No candidate of the DARTS space, its pools with their BatchNorms included (`darts.PoolBN`), runs
+    its `call` on symbolic inputs to build (Keras cannot call this supernet symbolically, so the
+    test above cannot compare it with Keras's own build)."""
+    walks = []
+    shape_of = Op.compute_output_shape
+    monkeypatch.setattr(Op, "compute_output_shape", lambda op, shape: walks.append(op.path) or shape_of(op, shape))
+    model = spaces.supernet("darts", 10, init_channels=4, layers=3)
+    model(np.zeros((2, 8, 8, 3), "float32"))
+    edges = [layer.path for layer in model._flatten_layers() if isinstance(layer, MixedLayer)]
+    assert len(edges) == 42 and not [path for path in walks if any(path.startswith(f"{e}/") for e in edges)]
+
+
+@pytest.mark.parametrize("op, stride", [("max_pool_3x3", 1), ("avg_pool_3x3", 2)])
+def test_a_search_pool_is_the_sequential_of_its_pool_and_batchnorm(op, stride):
+    """`darts.PoolBN` computes, names and keeps what `keras.Sequential([pool, BatchNorm])` did."""
+    x = np.random.default_rng(0).normal(size=(4, 8, 8, 6)).astype("float32")
+    results = []
+    for make in (lambda: darts.PoolBN(op, 6, stride, name=op),
+                 lambda: keras.Sequential([make_op(op, 6, stride, affine=False), batch_norm(affine=False)], name=op)):
+        keras.backend.clear_session()  # the same layer names
+        layer = make()
+        results.append((layer(x, training=True).numpy(), [(v.path, v.numpy()) for v in layer.variables]))
+    (ours, ours_vars), (theirs, their_vars) = results
+    np.testing.assert_array_equal(ours, theirs)
+    assert [p for p, _ in ours_vars] == [p for p, _ in their_vars]
+    for (path, a), (_, b) in zip(ours_vars, their_vars):
+        np.testing.assert_array_equal(a, b, err_msg=path)  # the moving statistics after the step
 
 
 @pytest.mark.parametrize("strategy", ["it", "darts"])

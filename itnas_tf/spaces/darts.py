@@ -13,7 +13,7 @@ from keras import ops
 from itnas_tf.engine import MixedLayer, Supernet
 from itnas_tf.genotypes import Genotype, GenotypeError, parse_genotype, validate
 from itnas_tf.ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, batch_norm, make_op
-from itnas_tf.ops.base import register
+from itnas_tf.ops.base import Op, register
 
 STEPS = 4
 NUM_EDGES = sum(range(2, STEPS + 2))  # 14
@@ -57,10 +57,34 @@ def edge_names(cell):
 
 
 def _search_op(name, channels, stride):
-    op = make_op(name, channels, stride, affine=False)
     if "pool" in name:
-        return keras.Sequential([op, batch_norm(affine=False)], name=name)
-    return op
+        return PoolBN(name, channels, stride, name=name)
+    return make_op(name, channels, stride, affine=False)
+
+
+@register
+class PoolBN(Op):
+    """A search edge's pooling candidate and its BatchNorm (not affine): DARTS's
+    `nn.Sequential(OPS[name], nn.BatchNorm2d(C, affine=False))`.
+
+    One op rather than a `keras.Sequential`, whose build makes a functional model of its two layers
+    and whose calls run through it: 224 of them in the 8-cell supernet. The layers, their names and
+    their variables' paths are the `Sequential`'s.
+    """
+
+    def __init__(self, op, channels, stride=1, **kwargs):
+        super().__init__(**kwargs)
+        self.op = op
+        self.channels = channels
+        self.stride = stride
+        self.pool = make_op(op, channels, stride, affine=False)
+        self.bn = batch_norm(affine=False)
+
+    def call(self, x, training=None):
+        return self.bn(self.pool(x), training=training)
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op, "channels": self.channels, "stride": self.stride}
 
 
 @register
