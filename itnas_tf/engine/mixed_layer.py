@@ -12,6 +12,11 @@ from itnas_tf.ops.basic import Zero
 from itnas_tf.ops.registry import make_op
 
 
+def _whole_batch(mask):
+    """Whether `mask` samples one path for the whole batch (`(n,)`): only its candidates are computed."""
+    return mask is not None and len(mask.shape) == 1
+
+
 @register
 class MixedLayer(keras.layers.Layer):
     """Runs every candidate op on the input and lets an `IndicatorTokenBlock` rank them.
@@ -75,8 +80,7 @@ class MixedLayer(keras.layers.Layer):
         # A first eager call that runs every candidate builds them as it reaches them (`build_in_call`);
         # a mask of the whole batch would leave the untaken ones unbuilt, so that call builds first.
         mask = call_spec.arguments_dict.get("candidate_mask")
-        mask = self.fixed_mask if mask is None else mask
-        if mask is None or len(mask.shape) != 1:
+        if not _whole_batch(self.fixed_mask if mask is None else mask):
             build_in_call(self, call_spec)
         super()._maybe_build(call_spec)
 
@@ -107,7 +111,7 @@ class MixedLayer(keras.layers.Layer):
         if all(zeros):
             zeros[0] = False  # something must give the output its shape
         outputs = [None if zero else candidate(x) for zero, candidate in zip(zeros, self.candidates)] \
-            if candidate_mask is None or len(candidate_mask.shape) != 1 else self._run_sampled(x, zeros, candidate_mask, training)
+            if not _whole_batch(candidate_mask) else self._run_sampled(x, zeros, candidate_mask, training)
         if self.output_shape_ is None:  # built by this call (`build_in_call`): the rest of `build`
             shape = tuple(x.shape)
             for zero, candidate in zip(zeros, self.candidates):
